@@ -1,0 +1,1 @@
+"""Real input data: obtaining, verifying and describing the files under ``data/``."""

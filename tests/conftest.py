@@ -1,0 +1,39 @@
+"""Shared fixtures: the project root, Hydra composition, the data files, the reference tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = ROOT.parent / "shared" / "reference" / "opacity-kdist"
+
+
+def compose_config(name: str, overrides: list[str] | None = None) -> dict:
+    """The resolved config of an entry script, as plain containers (as the scripts see it)."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides or [])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = ROOT / "data"
+    if not (path / "MANIFEST.yaml").exists():
+        pytest.fail("data/ is not populated: run `make data` (the test command does it first)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE_DIR.exists():
+        pytest.skip(f"reference opacity tables not present at {REFERENCE_DIR} (validation data, CI has it)")
+    return REFERENCE_DIR
