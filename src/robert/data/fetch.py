@@ -115,6 +115,7 @@ def tips_pickle_to_csv(payload: bytes) -> bytes:
 
     Columns: ``temperature_K`` then ``<molecule>_<isotopologue>`` (e.g. ``H2O_161``), in the
     pickle's own order; values written with ``repr`` so the CSV is exact and deterministic.
+    Tables that stop below the common 9000 K (H2O: 5000 K) are padded with ``nan``.
     """
     table = _NumpyOnlyUnpickler(io.BytesIO(payload)).load()
     temps = np.asarray(table["temp"], dtype=float)
@@ -123,9 +124,12 @@ def tips_pickle_to_csv(payload: bytes) -> bytes:
         if molecule in ("temp", "mol_ID") or not isinstance(isotopes, dict):
             continue
         for iso, values in isotopes.items():
-            values = np.asarray(values, dtype=float)
-            if values.shape == temps.shape:
-                columns.append((f"{molecule}_{iso}", values))
+            values = np.asarray(values, dtype=float).ravel()
+            if values.size > temps.size:
+                raise UserError(f"TIPS table {molecule}_{iso} has more values than temperatures")
+            padded = np.full(temps.shape, np.nan)
+            padded[: values.size] = values
+            columns.append((f"{molecule}_{iso}", padded))
     lines = [",".join(["temperature_K"] + [name for name, _ in columns])]
     for i, temp in enumerate(temps):
         lines.append(",".join([repr(float(temp))] + [repr(float(col[i])) for _, col in columns]))

@@ -37,7 +37,8 @@ class TipsPartition:
             raise UserError(f"no TIPS-2021 partition function for {key} in {tips_csv}; "
                             f"available for: {', '.join(sorted({c.split('_')[0] for c in columns}))}")
         self.label = f"TIPS-2021 {key}"
-        self._temps, self._q = temps, columns[key]
+        valid = np.isfinite(columns[key])  # shorter tables are padded with nan (H2O stops at 5000 K)
+        self._temps, self._q = temps[valid], columns[key][valid]
 
     def __call__(self, temperature_K) -> np.ndarray:
         t = np.asarray(temperature_K, dtype=float)

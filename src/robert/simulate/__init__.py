@@ -1,0 +1,1 @@
+"""Simulated-spectra datasets: parameter draws, the batched forward model, shards on disk."""

@@ -1,0 +1,1 @@
+"""Experiment tracking: MLflow runs, the model registry and the pyfunc wrapper."""

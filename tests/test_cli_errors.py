@@ -1,0 +1,37 @@
+"""User mistakes at the command line: one line naming the thing and the choices, exit != 0, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def run_script(script: str, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "src" / script), *overrides], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["opacity.molecules=[H2O,XYZ]"], "error: unknown molecule (opacity.molecules) 'XYZ'; expected one of: "),
+    (["opacity.cia=[H2-N2]"], "error: unknown CIA pair (opacity.cia) 'H2-N2'; expected one of: H2-H2, H2-He"),
+    (["opacity.resolution=-3"], "error: opacity.resolution must be > 0"),
+    (["opacity.temperature_K=[1000,500]"], "error: opacity.temperature_K must be strictly increasing"),
+    (["inputs.data_dir=/nonexistent", "opacity.molecules=[CO2]", "opacity.cia=[H2-H2]",
+      "opacity.cache_dir=/tmp/robert-test-missing-data"], "error: missing data file /nonexistent/"),
+])
+def test_bad_opacity_config_is_one_clear_line(overrides, expected):
+    proc = run_script("opacities.py", *overrides)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(expected), proc.stderr
+
+
+def test_unknown_config_group_option_lists_the_choices():
+    proc = run_script("opacities.py", "opacity=huge")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "Could not find 'opacity/huge'" in proc.stderr and "tiny" in proc.stderr
