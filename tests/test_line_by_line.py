@@ -115,3 +115,73 @@ def test_production_grid_band_integrals_and_peak(h2o_lines):
     # the strongest band on this grid (the rotation band mostly lies below its 476 cm-1 edge) is nu2
     lo, hi = BANDS[max(sums, key=sums.get)]
     assert lo <= nu[np.argmax(sigma)] < hi
+
+
+# --- exact bin means (bin_mean_cross_section) --------------------------------------------------------
+
+def _strengths_at(lines, temperature_K: float) -> np.ndarray:
+    """S(T) (cm/molecule) of every line of the list, each isotopologue with its own TIPS Q(T)."""
+    from robert.opacity.hitran import isotopologue_partition
+    from robert.opacity.line_strength import scale_line_strength
+
+    ratio = np.ones(len(lines))
+    for iso in np.unique(lines.isotopologue):
+        q = isotopologue_partition(DATA_DIR / SPEC["partition_file"], 1, int(iso))
+        ratio[lines.isotopologue == iso] = q(296.0) / q(temperature_K)
+    return scale_line_strength(lines.strength_296, lines.lower_energy_cm, lines.wavenumber_cm, temperature_K,
+                               ratio)
+
+
+@pytest.mark.parametrize(("sigma_d", "gamma"), [(0.01, 1e-4), (0.01, 0.05), (0.02, 1.0)])
+def test_profile_cdf_matches_quadrature(sigma_d, gamma):
+    from scipy.integrate import quad
+
+    x = np.array([-3.0, -0.3, 0.0, 0.005, 0.1, 0.49, 0.51, 3.0, 20.0])
+    got = lbl.profile_cdf(x, sigma_d, gamma)
+    exact = [0.5 + np.sign(v) * quad(voigt_profile, 0.0, abs(v), args=(sigma_d, gamma), points=[sigma_d],
+                                     limit=500)[0] for v in x]
+    # Voigt quadrature inside 50 sigma_D; beyond, the Lorentz CDF (<= 2.5e-6 gamma / sigma_D off)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=max(1e-7, 2.5e-6 * gamma / sigma_d))
+
+
+def test_bin_mean_lines_equals_finely_resolved_integral():
+    """Synthetic lines (one on a bin edge, one within a Doppler width of one): the exact bin means
+    equal the trapezoid integral of the sampled sigma on a grid resolving the Doppler core."""
+    edges = np.array([990.0, 1000.0, 1000.7, 1012.0, 1030.0])
+    lines = np.array([995.0, 1000.0, 1000.702, 1011.0, 1020.0])
+    strength = np.array([1.0, 2.0, 0.5, 1.5, 1.0])
+    doppler = np.full(5, 0.004)
+    for gamma in (1e-4, 0.03):
+        lorentz = np.full(5, gamma)
+        means = lbl.bin_mean_lines(edges, lines, strength, doppler, lorentz, 8.0)
+        nu = np.arange(960.0, 1060.0, 2e-5)
+        sigma = lbl.sample_voigt_lines(nu, lines, strength, doppler, lorentz, 8.0)
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (sigma[1:] + sigma[:-1]) * np.diff(nu))])
+        fine = np.diff(np.interp(edges, nu, cum)) / np.diff(edges)
+        np.testing.assert_allclose(means, fine, rtol=2e-4)
+
+
+def test_bin_means_integrate_to_sum_of_line_strengths(h2o_lines):
+    """sum over bins of (bin mean x width) = sum S(T) of the lines inside (1 %: cutoff, edges)."""
+    edges = np.geomspace(1000.0, 2500.0, 13)
+    temps, pressures = np.array([500.0, 1500.0]), np.array([0.01, 1.0])
+    means = lbl.bin_mean_cross_section(SPEC, edges, temps, pressures, DATA_DIR)
+    assert means.shape == (2, 2, 12) and np.all(means > 0)
+    inside = (h2o_lines.wavenumber_cm >= edges[0]) & (h2o_lines.wavenumber_cm < edges[-1])
+    for it, t_k in enumerate(temps):
+        s_sum = _strengths_at(h2o_lines, t_k)[inside].sum()
+        for ip in range(pressures.size):
+            assert (means[ip, it] * np.diff(edges)).sum() / s_sum == pytest.approx(1.0, abs=0.01)
+
+
+def test_bin_means_match_mean_of_samples_at_high_pressure():
+    """100 bar: lines (gamma ~ 1-5 cm-1) wider than the R = 3000 spacing (~0.3 cm-1), so the mean of
+    the samples converges to the exact bin mean (measured: within 0.3 %)."""
+    from robert.opacity.reference import bin_average
+
+    nu = wavenumber_grid(4.0, 10.0, 3000)
+    edges_um = np.geomspace(4.3, 9.5, 12)
+    temps, pressures = np.array([1000.0]), np.array([100.0])
+    sampled = bin_average(nu, lbl.cross_section_grid(SPEC, nu, temps, pressures, DATA_DIR), edges_um)
+    exact = lbl.bin_mean_cross_section(SPEC, np.sort(1e4 / edges_um), temps, pressures, DATA_DIR)[..., ::-1]
+    np.testing.assert_allclose(sampled, exact, rtol=0.03)

@@ -3,7 +3,8 @@
 Hand-written: only the HITEMP 2-0 sample of CO ships offline, and no maintained library
 generates diatomic line lists from constants; the generator is a few lines of closed-form
 spectroscopy, and the lines are turned into cross-sections by the same Voigt sampling as the
-line lists (:func:`robert.opacity.line_by_line.sigma_at_pressures`).
+line lists (:func:`robert.opacity.line_by_line.sigma_at_pressures`), or integrated exactly over
+wide bins by the same code as the line lists (:func:`bin_mean_cross_section`).
 
 Model (a 1Sigma+ ground state such as CO X 1Sigma+; Herzberg 1950, Spectra of Diatomic Molecules):
 
@@ -35,7 +36,7 @@ from scipy.special import comb
 
 from robert.errors import UserError
 from robert.opacity.grid import check_axis
-from robert.opacity.line_by_line import sigma_at_pressures, spec_value
+from robert.opacity.line_by_line import bin_means_at_pressures, sigma_at_pressures, spec_value
 from robert.opacity.line_strength import T_REF_K
 from robert.opacity.partition import C2_CM_K, TipsPartition
 
@@ -145,3 +146,28 @@ def cross_section_grid(spec: Mapping, wavenumber_cm: np.ndarray, temperature_K: 
                                              float(spec_value(spec, "mass_amu")), t_k, pressure_bar,
                                              float(spec_value(spec, "cutoff_cm", 25.0)))
     return sigma
+
+
+def bin_mean_cross_section(spec: Mapping, edges_cm: np.ndarray, temperature_K: np.ndarray,
+                           pressure_bar: np.ndarray, data_dir: Path) -> np.ndarray:
+    """Exact bin-mean sigma (nP, nT, nBins) in cm^2/molecule between ascending wavenumber ``edges_cm``.
+
+    The lines and truncated Voigt profiles of :func:`cross_section_grid`, integrated over each bin
+    by :func:`robert.opacity.line_by_line.bin_means_at_pressures`.
+    """
+    edges_cm = check_axis("bin edges (cm-1)", edges_cm)
+    temperature_K = check_axis("temperature_K", temperature_K)
+    pressure_bar = check_axis("pressure_bar", pressure_bar)
+    if edges_cm.size < 2:
+        raise UserError("bin edges (cm-1) need at least two values")
+    q = partition_function(spec, data_dir)
+    lines = generate_lines(spec, float(q(T_REF_K)))
+    gamma_296 = float(spec_value(spec, "lorentz_hwhm_296_cm_atm"))
+    n_temp = float(spec_value(spec, "lorentz_temperature_exponent"))
+    means = np.zeros((pressure_bar.size, temperature_K.size, edges_cm.size - 1))
+    for it, t_k in enumerate(temperature_K):
+        strength = line_strengths(lines, t_k, float(q(t_k)))
+        means[:, it, :] = bin_means_at_pressures(edges_cm, lines.wavenumber_cm, strength, gamma_296, n_temp,
+                                                 float(spec_value(spec, "mass_amu")), t_k, pressure_bar,
+                                                 float(spec_value(spec, "cutoff_cm", 25.0)))
+    return means

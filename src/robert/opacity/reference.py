@@ -10,12 +10,15 @@ bins by trapezoid integration over wavenumber divided by the bin width.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from robert.errors import UserError
+from robert.opacity.sources import BUILDERS, cross_section_grid
 
 REFERENCE_MOLECULES = ("H2O", "CO", "CO2", "CH4", "NH3", "C2H2")
 
@@ -91,3 +94,49 @@ def bin_average(wavenumber_cm: np.ndarray, sigma: np.ndarray, edges_um: np.ndarr
     covered = (nu_edges[:-1] >= nu[0]) & (nu_edges[1:] <= nu[-1])
     means[..., ~covered] = np.nan
     return means[..., ::-1]  # back to the ascending-wavelength order of the table
+
+
+# --- the comparison (benchmarks/validate_opacity.py, tests/test_reference_opacity.py) ---
+
+TEMPERATURES_K = (500.0, 1000.0, 1500.0)
+PRESSURES_BAR = (0.01, 0.1, 1.0)
+THRESHOLD = 1e-21
+TOLERANCE = 3.0
+WAVELENGTH_RANGE_UM = (1.0, 20.2)
+
+
+def compare(molecule: str, spec: Mapping, reference_dir: Path, wavenumber_cm: np.ndarray, data_dir: Path,
+            temperatures_K: tuple[float, ...] = TEMPERATURES_K,
+            pressures_bar: tuple[float, ...] = PRESSURES_BAR) -> list[dict]:
+    """Rows (molecule, T, P, bin, ref, ours, sampled, exact, factor) for every bin where the reference
+    exceeds THRESHOLD; ``ours`` is the exact bin mean where the source provides one, else the mean of
+    the samples (``sampled``); ``exact`` says which. All sigma in cm^2/molecule."""
+    table = read_ktable(reference_dir, molecule)
+    sigma = cross_section_grid(spec, wavenumber_cm, np.array(temperatures_K), np.array(pressures_bar),
+                               data_dir)
+    sampled = bin_average(wavenumber_cm, sigma, table.edges_um)  # (nP, nT, nBins), NaN where not covered
+    ours, exact = sampled, False
+    module = importlib.import_module(BUILDERS[spec["source"]])
+    if hasattr(module, "bin_mean_cross_section"):
+        nu_edges = 1e4 / table.edges_um  # descending wavenumber = ascending wavelength bins
+        covered = np.flatnonzero((nu_edges >= wavenumber_cm[0]) & (nu_edges <= wavenumber_cm[-1]))
+        edges_cm = nu_edges[covered][::-1]
+        means = module.bin_mean_cross_section(spec, edges_cm, np.array(temperatures_K),
+                                              np.array(pressures_bar), data_dir)
+        ours, exact = np.full_like(sampled, np.nan), True
+        ours[..., covered[0]:covered[-1]] = means[..., ::-1]
+    rows = []
+    for ip, p in enumerate(pressures_bar):
+        for it, t in enumerate(temperatures_K):
+            ref = table.bin_mean_sigma(t, p)
+            for b in table.bins_within(*WAVELENGTH_RANGE_UM):
+                if ref[b] > THRESHOLD:
+                    mine = float(ours[ip, it, b])
+                    if not np.isfinite(mine):
+                        raise RuntimeError(f"{molecule}: bin {b} not covered by the wavenumber grid")
+                    factor = max(mine / ref[b], ref[b] / mine) if mine > 0 else np.inf
+                    rows.append({"molecule": molecule, "T": t, "P": p, "lo_um": float(table.edges_um[b]),
+                                 "hi_um": float(table.edges_um[b + 1]), "ref": float(ref[b]), "ours": mine,
+                                 "sampled": float(sampled[ip, it, b]), "exact": exact,
+                                 "factor": float(factor)})
+    return rows
