@@ -37,3 +37,20 @@ def reference_dir() -> Path:
     if not REFERENCE_DIR.exists():
         pytest.skip(f"reference opacity tables not present at {REFERENCE_DIR} (validation data, CI has it)")
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory, data_dir) -> Path:
+    """A small real opacity cache (opacity=tiny: H2O, CO, CO2 on a coarse grid), built once per session."""
+    from robert.opacity.build import build_cache
+
+    cache = tmp_path_factory.mktemp("opacity-tiny")
+    cfg = compose_config("opacities", ["opacity=tiny", f"opacity.cache_dir={cache}"])
+    build_cache(cfg["opacity"], cfg["molecules"], cfg["inputs"], ROOT, log=lambda m: None)
+    return cache
+
+
+def tiny_generate_config(cache: Path, out_dir: Path, *overrides: str) -> dict:
+    """The generate config on the tiny preset, reading ``cache`` and writing under ``out_dir``."""
+    return compose_config("generate", ["dataset=tiny", f"cache_dir={cache}", f"dataset.out_dir={out_dir}",
+                                       "simulate.compile=false", *overrides])
