@@ -1,0 +1,167 @@
+"""Deep belief network: a stack of RBMs, a top associative RBM with label units, a fine-tuned classifier.
+
+Why hand-written: no maintained library implements DBNs (greedy CD pre-training, an associative
+top RBM, generation by clamping a label) for torch; see :mod:`robert.model.rbm`.
+
+Layout for ``hidden = [h1, ..., hn]`` over ``n_visible`` inputs and ``n_labels`` molecules
+(Hinton, Osindero & Teh 2006, "A fast learning algorithm for deep belief nets"):
+
+* ``rbms``: the directed stack n_visible -> h1 -> ... -> h(n-1), pre-trained greedily;
+* ``top_rbm``: the undirected associative memory over (h(n-1) + one Bernoulli label unit per
+  molecule) <-> hn. Labels are independent Bernoulli units, not a softmax, so a mixture can switch
+  several on;
+* ``classifier``: the discriminative net n_visible -> h1 -> ... -> hn -> n_labels (sigmoid hidden
+  units, one logit per molecule), initialised from the stack and then fine-tuned by
+  backpropagation. It is a separate copy: fine-tuning leaves the generative weights untouched,
+  so :meth:`DeepBeliefNetwork.dream` still runs the generative model that pre-training learnt.
+
+Everything is plain tensors in ``state_dict`` (loads with ``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import pairwise
+
+import torch
+from torch import Tensor, nn
+
+from robert.errors import UserError
+from robert.model.rbm import RBM, bernoulli_sample
+
+
+def validate_hidden_widths(hidden: object, field: str = "model.hidden") -> list[int]:
+    """The hidden widths as a list of positive ints, or a UserError naming ``field``.
+
+    At least two widths: the stack below the top RBM needs one layer (the "penultimate" layer the
+    label units join) and the top RBM needs its own hidden layer.
+    """
+    if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence):
+        raise UserError(f"{field} must be a list of layer widths, e.g. [500, 200, 50]; got {hidden!r}")
+    if len(hidden) < 2:
+        raise UserError(f"{field} needs at least two widths (stacked layer(s) + the top RBM's layer); "
+                        f"got {list(hidden)}")
+    for position, width in enumerate(hidden):
+        if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
+            raise UserError(f"{field}[{position}] must be a positive integer width; got {width!r}")
+    return list(hidden)
+
+
+class DeepBeliefNetwork(nn.Module):
+    """Generative RBM stack + top associative RBM, and the discriminative classifier they initialise."""
+
+    def __init__(self, n_visible: int, n_labels: int, hidden: Sequence[int] = (500, 200, 50),
+                 visible_type: str = "bernoulli", n_persistent_chains: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        widths = validate_hidden_widths(hidden)
+        for name, value in (("n_visible", n_visible), ("n_labels", n_labels)):
+            if value <= 0:
+                raise UserError(f"{name} must be positive; got {value}")
+        self.n_visible, self.n_labels, self.hidden = n_visible, n_labels, widths
+        generator = torch.Generator().manual_seed(seed)  # initial weights are reproducible from the seed
+
+        stack_sizes = [n_visible, *widths[:-1]]
+        self.rbms = nn.ModuleList(
+            RBM(n_in, n_out, visible_type if depth == 0 else "bernoulli", n_persistent_chains,
+                generator=generator)
+            for depth, (n_in, n_out) in enumerate(pairwise(stack_sizes))
+        )
+        self.n_penultimate = stack_sizes[-1]
+        self.top_rbm = RBM(self.n_penultimate + n_labels, widths[-1], "bernoulli", n_persistent_chains,
+                           generator=generator)
+
+        classifier_sizes = [n_visible, *widths, n_labels]
+        self.classifier = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in pairwise(classifier_sizes))
+        for layer in self.classifier:
+            # Glorot-uniform from our generator (nn.Linear's default init would use the global RNG).
+            bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
+            with torch.no_grad():
+                layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * bound)
+                layer.bias.zero_()
+        self.register_buffer("classifier_initialised", torch.zeros((), dtype=torch.bool))
+
+    # --- discriminative path ----------------------------------------------------------------------
+
+    def forward(self, visible: Tensor) -> Tensor:
+        """Logits (batch, n_labels) of the classifier; sigmoid gives P(molecule present)."""
+        activation = visible
+        for layer in self.classifier[:-1]:
+            activation = torch.sigmoid(layer(activation))
+        return self.classifier[-1](activation)
+
+    @torch.no_grad()
+    def predict_proba(self, visible: Tensor) -> Tensor:
+        """P(molecule present) per label, shape (batch, n_labels)."""
+        return torch.sigmoid(self(visible))
+
+    @torch.no_grad()
+    def initialise_classifier_from_stack(self) -> None:
+        """Copy the pre-trained recognition weights into the classifier (before fine-tuning).
+
+        Stack layers -> hidden layers; the top RBM's penultimate-to-top weights -> the last hidden
+        layer; its label-to-top weights and label biases -> the output layer, because in the top
+        RBM p(label_j = 1 | top) = sigmoid(b_j + W_j . top), exactly a sigmoid output unit.
+        """
+        for layer, rbm in zip(self.classifier, self.rbms, strict=False):
+            layer.weight.copy_(rbm.weight.T)
+            layer.bias.copy_(rbm.hidden_bias)
+        top_layer, output_layer = self.classifier[len(self.rbms)], self.classifier[-1]
+        top_layer.weight.copy_(self.top_rbm.weight[: self.n_penultimate].T)
+        top_layer.bias.copy_(self.top_rbm.hidden_bias)
+        output_layer.weight.copy_(self.top_rbm.weight[self.n_penultimate:])
+        output_layer.bias.copy_(self.top_rbm.visible_bias[self.n_penultimate:])
+        self.classifier_initialised.fill_(True)
+
+    # --- generative path --------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def up_pass(self, visible: Tensor, n_layers: int | None = None) -> Tensor:
+        """Mean-field recognition through the first ``n_layers`` stacked RBMs (all by default)."""
+        activation = visible
+        for rbm in self.rbms[: len(self.rbms) if n_layers is None else n_layers]:
+            activation = rbm.hidden_probs(activation)
+        return activation
+
+    def top_rbm_input(self, visible: Tensor, labels: Tensor) -> Tensor:
+        """The top RBM's visible vector: (penultimate activations, label units)."""
+        return torch.cat([self.up_pass(visible), labels.to(visible.dtype)], dim=1)
+
+    @torch.no_grad()
+    def dream(self, label_index: int, n_chains: int, n_gibbs_steps: int,
+              generator: torch.Generator) -> tuple[Tensor, list[Tensor]]:
+        """The network's idea of one molecule's spectrum (Waldmann 2016, Fig. 5).
+
+        Clamp label ``label_index`` on (the others off) in the top RBM, start the penultimate units
+        at random binary states, run ``n_gibbs_steps`` of Gibbs sampling between the top RBM's
+        hidden and penultimate units (labels re-clamped each step), then pass the penultimate
+        probabilities down through the generative weights with mean-field activations.
+
+        Returns (visible mean (n_chains, n_visible), activations [layer 1, ..., top layer], each
+        (n_chains, width)). Gaussian visible means are clamped to the data range [0, 1]. Averaging
+        over chains gives the smooth dream; a fixed generator gives the same dream every time.
+        """
+        if not 0 <= label_index < self.n_labels:
+            raise ValueError(f"label_index {label_index} out of range for {self.n_labels} labels")
+        reference = self.top_rbm.weight
+        labels = torch.zeros(n_chains, self.n_labels, device=reference.device, dtype=reference.dtype)
+        labels[:, label_index] = 1.0
+        penultimate_start = torch.full((n_chains, self.n_penultimate), 0.5, device=reference.device,
+                                       dtype=reference.dtype)
+        penultimate = bernoulli_sample(penultimate_start, generator)
+        top_probs, top_states = self.top_rbm.sample_h(torch.cat([penultimate, labels], dim=1), generator)
+        for _ in range(n_gibbs_steps):
+            _, top_visible = self.top_rbm.sample_v(top_states, generator)
+            penultimate = top_visible[:, : self.n_penultimate]
+            top_probs, top_states = self.top_rbm.sample_h(torch.cat([penultimate, labels], dim=1), generator)
+        # The last down step from the top uses probabilities, not samples: a smoother pass down.
+        penultimate_probs = self.top_rbm.visible_mean(top_probs)[:, : self.n_penultimate]
+
+        activations_top_down = [top_probs, penultimate_probs]
+        activation = penultimate_probs
+        for rbm in reversed(self.rbms):
+            activation = rbm.visible_mean(activation)
+            activations_top_down.append(activation)
+        visible = activations_top_down.pop().clamp(0.0, 1.0)
+        return visible, activations_top_down[::-1]
+

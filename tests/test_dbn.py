@@ -1,0 +1,238 @@
+"""DBN + Lightning module: config validation, learning, reproducibility, resume, checkpoints, dreams.
+
+Data: the real cross-section corpus of test_rbm.py (three molecules, or two CIA pairs as fallback).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from test_rbm import OPACITY_SOURCE, Corpus, single_torch_thread, spectra_corpus  # noqa: F401 (autouse fixture)
+from torch.utils.data import DataLoader, TensorDataset
+
+from conftest import compose_config
+from robert.errors import UserError
+from robert.model.dbn import DeepBeliefNetwork, validate_hidden_widths
+from robert.model.lightning_module import DBNModule, FinetuneEarlyStopping, phase_schedule, validate_model_config
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+
+
+@functools.cache
+def _composed_model(name: str) -> dict[str, Any]:
+    return compose_config("opacities", [f"+model={name}"])["model"]
+
+
+def tiny_config() -> dict[str, Any]:
+    """conf/model/dbn_tiny.yaml as the training script sees it (a fresh copy: tests edit it)."""
+    return copy.deepcopy(_composed_model("dbn_tiny"))
+
+
+class MetricHistory(Callback):
+    """The logged metrics after every training epoch, as floats."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epochs.append({name: float(value) for name, value in trainer.callback_metrics.items()})
+
+
+@dataclass
+class FitResult:
+    module: DBNModule
+    trainer: pl.Trainer
+    history: MetricHistory
+    checkpoint_dir: Path
+
+
+def fit(corpus: Corpus, root: Path, max_epochs: int | None = None, ckpt_path: Path | None = None,
+        seed: int = 0) -> FitResult:
+    module = DBNModule(corpus.train_x.shape[1], corpus.train_y.shape[1], tiny_config(), seed=seed,
+                       label_names=list(corpus.label_names))
+    history = MetricHistory()
+    # Lightning's save_last only writes last.ckpt when a top-k checkpoint is written, so resuming
+    # needs an unmonitored checkpoint (every epoch); the monitored one shows val/loss exists in every phase.
+    latest = ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)
+    best = ModelCheckpoint(dirpath=root / "best", monitor="val/loss")
+    trainer = pl.Trainer(max_epochs=max_epochs or module.total_epochs, accelerator="cpu", devices=1,
+                         precision="32-true", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=root, num_sanity_val_steps=0,
+                         callbacks=[latest, best, history, FinetuneEarlyStopping(monitor="val/loss", patience=3)])
+    # The corpus rows are already in a fixed shuffled order: no loader randomness to restore on resume.
+    train = DataLoader(TensorDataset(corpus.train_x, corpus.train_y), batch_size=module.config["batch_size"])
+    heldout = DataLoader(TensorDataset(corpus.heldout_x, corpus.heldout_y), batch_size=256)
+    trainer.fit(module, train, heldout, ckpt_path=ckpt_path)
+    return FitResult(module, trainer, history, root / "checkpoints")
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    return spectra_corpus()
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> FitResult:
+    return fit(corpus, tmp_path_factory.mktemp("full"))
+
+
+# --- configuration ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hidden, message", [
+    ([], "at least two"), ([50], "at least two"), ([500, 0, 50], r"model\.hidden\[1\]"),
+    ([500, -3], r"model\.hidden\[1\]"), ([500, 2.5], r"model\.hidden\[1\]"), ("500-200", "list of layer widths"),
+    (None, "list of layer widths"),
+])
+def test_bad_widths_are_user_errors_naming_the_field(hidden: Any, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        validate_hidden_widths(hidden)
+    with pytest.raises(UserError, match="model.hidden"):
+        validate_model_config({**tiny_config(), "hidden": hidden})
+
+
+@pytest.mark.parametrize("section, key, value, field", [
+    ("pretrain", "lr", -0.1, "model.pretrain.lr"), ("pretrain", "cd_k", 0, "model.pretrain.cd_k"),
+    ("pretrain", "momentum", 1.0, "model.pretrain.momentum"),
+    ("pretrain", "epochs_per_layer", [1, 2, 3], "model.pretrain.epochs_per_layer"),
+    ("pretrain", "persistent", "yes", "model.pretrain.persistent"), ("top", "epochs", -1, "model.top.epochs"),
+    ("finetune", "optimizer", "adam", "model.finetune.optimizer"), ("finetune", "lr", 0, "model.finetune.lr"),
+])
+def test_bad_settings_are_user_errors_naming_the_field(section: str, key: str, value: Any, field: str) -> None:
+    model = tiny_config()
+    model[section][key] = value
+    with pytest.raises(UserError, match=field.replace(".", r"\.")):
+        validate_model_config(model)
+
+
+def test_default_config_is_valid_and_top_inherits_cd_settings() -> None:
+    model = validate_model_config(_composed_model("dbn"))
+    assert model["hidden"] == [500, 200, 50]
+    assert model["top"]["cd_k"] == model["pretrain"]["cd_k"]
+    assert phase_schedule(model)[:1] == ["rbm1"] and phase_schedule(model)[-1] == "finetune"
+
+
+# --- learning and reproducibility -------------------------------------------------------------------
+
+
+def test_finetuned_dbn_beats_chance_on_heldout_spectra(trained: FitResult, corpus: Corpus) -> None:
+    if corpus.source != OPACITY_SOURCE:
+        pytest.skip(f"needs the opacity corpus ({corpus.source} in use: src/opacities.py failed); measured: "
+                    "on the two CIA pairs the tiny DBN stays at chance (their difference is a few % of the range)")
+    # The val/loss of pre-training epochs does not move (the classifier is not trained yet): plain
+    # EarlyStopping(patience=3) would stop in epoch 4.
+    assert trained.trainer.current_epoch > trained.module.n_pretrain_epochs + 3
+    chance = 1.0 / len(corpus.label_names)
+    probabilities = trained.module.dbn.predict_proba(corpus.heldout_x)
+    accuracy = float((probabilities.argmax(dim=1) == corpus.heldout_y.argmax(dim=1)).float().mean())
+    # Measured: 100 % for this seed; 2/3 (one pair of molecules confused) is the plateau some seeds reach.
+    assert accuracy >= min(0.9, 1.9 * chance), (accuracy, corpus.source)
+    assert trained.history.epochs[-1]["val/accuracy"] == pytest.approx(accuracy)
+    # Macro-F1 thresholds each sigmoid at 0.5; a short fine-tuning leaves some outputs under-confident.
+    assert trained.history.epochs[-1]["val/macro_f1"] > 0.5
+
+
+def test_metrics_are_logged_per_phase(trained: FitResult) -> None:
+    first, last = trained.history.epochs[0], trained.history.epochs[-1]
+    assert {"rbm1/train_recon_error", "rbm1/val_recon_error", "rbm1/free_energy_gap", "val/loss"} <= set(first)
+    assert {"rbm2/train_recon_error", "top_rbm/train_recon_error", "train/loss", "val/accuracy"} <= set(last)
+    assert last["val/loss"] < first["val/loss"]
+
+
+def test_same_seed_gives_identical_weights_and_metrics(trained: FitResult, corpus: Corpus,
+                                                       tmp_path: Path) -> None:
+    again = fit(corpus, tmp_path)
+    assert again.history.epochs == trained.history.epochs
+    for (name, a), (_, b) in zip(trained.module.state_dict().items(), again.module.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_interrupted_fit_resumes_from_checkpoint_to_the_same_final_state(trained: FitResult, corpus: Corpus,
+                                                                         tmp_path: Path) -> None:
+    interrupted = fit(corpus, tmp_path, max_epochs=4)  # stops inside the second RBM's pre-training
+    assert interrupted.module.phase_at(interrupted.trainer.current_epoch) == "rbm2"
+    resumed = fit(corpus, tmp_path, ckpt_path=interrupted.checkpoint_dir / "last.ckpt")
+    assert resumed.history.epochs[0]["phase"] == 0.0  # the first resumed epoch is still pre-training
+    assert resumed.trainer.current_epoch == trained.trainer.current_epoch
+    # Every resumed epoch logs what the uninterrupted run logged (the resumed process never saw rbm1's keys).
+    for resumed_epoch, full_epoch in zip(resumed.history.epochs, trained.history.epochs[4:], strict=True):
+        assert resumed_epoch == {name: full_epoch[name] for name in resumed_epoch}
+    for (name, a), (_, b) in zip(trained.module.state_dict().items(), resumed.module.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("precision, persistent, optimizer",
+                         [("bf16-mixed", True, "sgd"), ("32-true", False, "adamw")])
+def test_other_precisions_pcd_and_sgd_train(corpus: Corpus, tmp_path: Path, precision: str, persistent: bool,
+                                            optimizer: str) -> None:
+    model = tiny_config()
+    model["pretrain"].update(epochs_per_layer=1, persistent=persistent)
+    model["top"]["epochs"] = 1
+    model["finetune"].update(epochs=2, optimizer=optimizer)
+    module = DBNModule(corpus.train_x.shape[1], corpus.train_y.shape[1], model, seed=3)
+    trainer = pl.Trainer(max_epochs=module.total_epochs, accelerator="cpu", devices=1, precision=precision,
+                         logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, default_root_dir=tmp_path)
+    trainer.fit(module, DataLoader(TensorDataset(corpus.train_x, corpus.train_y), batch_size=32),
+                DataLoader(TensorDataset(corpus.heldout_x, corpus.heldout_y), batch_size=256))
+    assert all(torch.isfinite(value) for value in trainer.callback_metrics.values())
+    predictions = module.predict_step((corpus.heldout_x,), 0)
+    assert predictions.shape == corpus.heldout_y.shape and float(predictions.min()) >= 0.0
+
+
+def test_checkpoint_loads_with_weights_only(trained: FitResult, tmp_path: Path) -> None:
+    checkpoint = torch.load(trained.checkpoint_dir / "last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["model"]["hidden"] == [64, 32, 16]
+    restored = DBNModule.load_from_checkpoint(trained.checkpoint_dir / "last.ckpt", weights_only=True)
+    for (name, a), (_, b) in zip(trained.module.state_dict().items(), restored.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    torch.save(trained.module.dbn.state_dict(), tmp_path / "dbn.pt")
+    dbn = DeepBeliefNetwork(trained.module.dbn.n_visible, trained.module.dbn.n_labels, [64, 32, 16],
+                            n_persistent_chains=32)
+    dbn.load_state_dict(torch.load(tmp_path / "dbn.pt", weights_only=True))
+    assert bool(dbn.classifier_initialised)
+
+
+# --- the generative path ----------------------------------------------------------------------------
+
+
+def test_dream_is_a_deterministic_visible_vector_in_unit_range(trained: FitResult) -> None:
+    dbn = trained.module.dbn
+    visible, activations = dbn.dream(1, n_chains=8, n_gibbs_steps=20, generator=torch.Generator().manual_seed(5))
+    assert visible.shape == (8, dbn.n_visible)
+    assert float(visible.min()) >= 0.0 and float(visible.max()) <= 1.0
+    assert [tuple(a.shape) for a in activations] == [(8, 64), (8, 32), (8, 16)]
+    again, again_activations = dbn.dream(1, 8, 20, torch.Generator().manual_seed(5))
+    assert torch.equal(visible, again)
+    assert all(torch.equal(a, b) for a, b in zip(activations, again_activations, strict=True))
+    other, _ = dbn.dream(1, 8, 20, torch.Generator().manual_seed(6))
+    assert not torch.equal(visible, other)
+    with pytest.raises(ValueError, match="label_index"):
+        dbn.dream(dbn.n_labels, 1, 1, torch.Generator())
+
+
+def test_gaussian_visible_dream_is_clamped_to_the_data_range() -> None:
+    dbn = DeepBeliefNetwork(40, 2, [16, 8], visible_type="gaussian", seed=1)
+    with torch.no_grad():
+        dbn.rbms[0].visible_bias.fill_(3.0)  # a mean far above 1 before clamping
+    visible, _ = dbn.dream(0, 4, 3, torch.Generator().manual_seed(0))
+    assert visible.shape == (4, 40) and float(visible.max()) <= 1.0
+
+
+def test_classifier_starts_from_the_pretrained_stack() -> None:
+    dbn = DeepBeliefNetwork(20, 3, [8, 6, 4], seed=2)
+    dbn.initialise_classifier_from_stack()
+    assert torch.equal(dbn.classifier[0].weight, dbn.rbms[0].weight.T)
+    assert torch.equal(dbn.classifier[2].weight, dbn.top_rbm.weight[:6].T)
+    assert torch.equal(dbn.classifier[3].weight, dbn.top_rbm.weight[6:])
+    assert torch.equal(dbn.classifier[3].bias, dbn.top_rbm.visible_bias[6:])
