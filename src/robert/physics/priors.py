@@ -1,0 +1,53 @@
+"""Draw forward-model parameters from the ranges in ``conf/simulate/*.yaml`` (the training prior)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from robert.physics.config import SimulateSettings
+from robert.physics.planet import Planet
+
+
+@dataclass
+class TemperatureParameters:
+    """One temperature profile per spectrum, all (B,). Isothermal rows use ``isothermal_temperature_K``."""
+
+    isothermal: torch.Tensor  # bool
+    isothermal_temperature_K: torch.Tensor
+    irradiation_temperature_K: torch.Tensor
+    internal_temperature_K: torch.Tensor
+    kappa_ir_cm2_g: torch.Tensor
+    gamma: torch.Tensor
+
+    def __getitem__(self, rows: slice | torch.Tensor) -> TemperatureParameters:
+        return TemperatureParameters(**{k: v[rows] for k, v in vars(self).items()})
+
+    def __len__(self) -> int:
+        return self.isothermal.shape[0]
+
+
+def _uniform(low_high: tuple[float, float], n: int, gen: torch.Generator) -> torch.Tensor:
+    low, high = low_high
+    return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
+
+
+def sample_parameters(settings: SimulateSettings, planet: Planet, n_spectra: int, n_molecules: int,
+                      generator: torch.Generator) -> tuple[TemperatureParameters, torch.Tensor]:
+    """Temperature parameters and log-uniform active VMRs (n_spectra, n_molecules), on ``settings.device``."""
+    prior, teq = settings.temperature, planet.equilibrium_temperature_K
+    params = TemperatureParameters(
+        isothermal=torch.rand(n_spectra, generator=generator, dtype=torch.float64) < prior.isothermal_fraction,
+        isothermal_temperature_K=teq * _uniform(prior.isothermal_scale, n_spectra, generator),
+        # T_irr = s 4^(1/4) Teq: with f = 1/4 the irradiation term then matches Teq at s = 1
+        irradiation_temperature_K=teq * 4**0.25 * _uniform(prior.irradiation_scale, n_spectra, generator),
+        internal_temperature_K=_uniform(prior.internal_temperature_K, n_spectra, generator),
+        kappa_ir_cm2_g=10 ** _uniform(prior.log10_kappa_ir_cm2_g, n_spectra, generator),
+        gamma=10 ** _uniform(prior.log10_gamma, n_spectra, generator),
+    )
+    vmr = 10 ** (settings.log10_vmr_range[0] + (settings.log10_vmr_range[1] - settings.log10_vmr_range[0])
+                 * torch.rand(n_spectra, n_molecules, generator=generator, dtype=torch.float64))
+    moved = {k: v.to(settings.device, settings.dtype if v.is_floating_point() else v.dtype)
+             for k, v in vars(params).items()}
+    return TemperatureParameters(**moved), vmr.to(settings.device, settings.dtype)

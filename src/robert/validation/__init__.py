@@ -1,0 +1,1 @@
+"""Cross-checks against independent codes and data (optional extra ``validate``)."""
