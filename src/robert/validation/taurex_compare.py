@@ -12,6 +12,8 @@ Optional: needs ``pip install -e '.[validate]'`` (taurex, numba).
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +22,11 @@ import torch
 
 from robert.errors import UserError
 from robert.physics import binning
+from robert.physics.config import SimulateSettings
 from robert.physics.emission import planck_wavenumber
 from robert.physics.model import EmissionModel
+from robert.physics.planet import Planet
+from robert.physics.priors import sample_parameters
 
 PA_PER_BAR = 1e5
 
@@ -43,24 +48,39 @@ def configure_taurex_cache(cache_dir: Path) -> None:
     CIACache().set_cia_path(str(cache_dir))
 
 
-def taurex_fpfs(model: EmissionModel, temperature_K: np.ndarray, vmr: dict[str, float],
-                n_angles: int) -> np.ndarray:
-    """TauREx Fp/Fs on ``model.wavenumber_cm`` for one case (temperature_K on our layers + bottom level)."""
+@dataclass(frozen=True)
+class TaurexCase:
+    """Everything TauREx needs for one of our spectra, as plain picklable data."""
+
+    planet: Planet
+    settings: SimulateSettings
+    wavenumber_cm: np.ndarray  # our model's internal grid
+    profile_bar: np.ndarray  # our layer pressures, then the bottom level
+    temperature_K: np.ndarray  # on profile_bar
+    vmr: dict[str, float]
+
+    @classmethod
+    def from_model(cls, model: EmissionModel, temperature_K: np.ndarray, vmr: dict[str, float]) -> TaurexCase:
+        return cls(model.planet, model.settings, model.wavenumber_cm.double().cpu().numpy(),
+                   model.profile_bar.double().cpu().numpy(), np.asarray(temperature_K, dtype=float), vmr)
+
+
+def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
+    """TauREx Fp/Fs on ``case.wavenumber_cm``, and the seconds its forward model took (after ``build``)."""
     from astropy import units as u
     from taurex.chemistry import ConstantGas, TaurexChemistry
     from taurex.contributions import AbsorptionContribution, CIAContribution, RayleighContribution
+    from taurex.data.profiles.temperature.temparray import TemperatureArray
     from taurex.model import EmissionModel as TaurexEmission
     from taurex.planet import Planet as TaurexPlanet
     from taurex.pressure import SimplePressureProfile
     from taurex.stellar import BlackbodyStar
-    from taurex.data.profiles.temperature.temparray import TemperatureArray
 
-    planet, settings = model.planet, model.settings
+    planet, settings = case.planet, case.settings
     chemistry = TaurexChemistry(fill_gases=["H2", "He"], ratio=settings.he_h2_ratio)
-    for name, x in vmr.items():
+    for name, x in case.vmr.items():
         if x > 0:
             chemistry.addGas(ConstantGas(name, mix_ratio=float(x)))
-    pressure_pa = np.concatenate([model.layer_bar.cpu().numpy(), model.levels_bar[-1:].cpu().numpy()]) * PA_PER_BAR
     tx = TaurexEmission(
         planet=TaurexPlanet(planet_radius=(planet.radius_m * u.m).to(u.R_jup).value,
                             planet_mass=(planet.mass_kg * u.kg).to(u.M_jup).value),
@@ -69,28 +89,63 @@ def taurex_fpfs(model: EmissionModel, temperature_K: np.ndarray, vmr: dict[str, 
         pressure_profile=SimplePressureProfile(nlayers=settings.n_layers,
                                                atm_min_pressure=settings.pressure_top_bar * PA_PER_BAR,
                                                atm_max_pressure=settings.pressure_bottom_bar * PA_PER_BAR),
-        temperature_profile=TemperatureArray(tp_array=np.asarray(temperature_K, dtype=float), p_points=pressure_pa),
-        chemistry=chemistry, ngauss=n_angles)
+        # TauREx orders profiles bottom first (its out-of-range fill values assume so): reverse=True
+        temperature_profile=TemperatureArray(tp_array=case.temperature_K, p_points=case.profile_bar * PA_PER_BAR,
+                                             reverse=True),
+        chemistry=chemistry, ngauss=settings.n_angles)
     tx.add_contribution(AbsorptionContribution())
     tx.add_contribution(CIAContribution(cia_pairs=["H2-H2", "H2-He"]))
     tx.add_contribution(RayleighContribution())
     tx.build()
+    start = time.perf_counter()
     native_nu, fpfs, _, _ = tx.model()
-    nu = model.wavenumber_cm.cpu().numpy()
-    return np.interp(nu, native_nu, fpfs)
+    seconds = time.perf_counter() - start
+    return np.interp(case.wavenumber_cm, native_nu, fpfs), seconds
 
 
-def bin_like_ours(model: EmissionModel, fpfs_high_res: np.ndarray) -> np.ndarray:
+def bin_like_ours(case: TaurexCase, fpfs_high_res: np.ndarray) -> np.ndarray:
     """Binned eclipse depth from a high-resolution Fp/Fs, binning the planet *flux* as our model does."""
-    nu = model.wavenumber_cm.cpu().double()
-    star = np.pi * planck_wavenumber(nu, torch.tensor([model.planet.star.temperature_K], dtype=torch.float64))
-    planet_flux = torch.as_tensor(fpfs_high_res, dtype=torch.float64) * star[0] / model.planet.radius_ratio**2
-    settings = model.settings
+    planet, settings = case.planet, case.settings
+    nu = torch.as_tensor(case.wavenumber_cm, dtype=torch.float64)
+    star = np.pi * planck_wavenumber(nu, torch.tensor([planet.star.temperature_K], dtype=torch.float64))
+    planet_flux = torch.as_tensor(fpfs_high_res, dtype=torch.float64) * star[0] / planet.radius_ratio**2
     _, edges_um = binning.output_grid_um(settings.wavelength_min_um, settings.wavelength_max_um, settings.n_bins)
-    matrix = binning.to_sparse(binning.binning_matrix(nu.numpy(), edges_um, settings.binning),
+    matrix = binning.to_sparse(binning.binning_matrix(case.wavenumber_cm, edges_um, settings.binning),
                                torch.device("cpu"), torch.float64)
-    return (binning.bin_flux(matrix, planet_flux[None])[0] / binning.bin_flux(matrix, star)[0]).numpy() \
-        * model.planet.radius_ratio**2
+    ratio = binning.bin_flux(matrix, planet_flux[None])[0] / binning.bin_flux(matrix, star)[0]
+    return ratio.numpy() * planet.radius_ratio**2
+
+
+def taurex_eclipse_depth(case: TaurexCase) -> tuple[np.ndarray, float]:
+    """TauREx's spectrum for ``case`` on our 901-point output grid, and its forward-model seconds."""
+    fpfs, seconds = taurex_fpfs(case)
+    return bin_like_ours(case, fpfs), seconds
+
+
+def random_cases(models: Mapping[str, EmissionModel], planets: Sequence[str], n_cases: int,
+                 seed: int = 7) -> list[dict]:
+    """n_cases (planet, molecule, temperature profile, VMR) from the models' priors, cycling planets and molecules."""
+    gen = torch.Generator().manual_seed(seed)
+    cases = []
+    for i in range(n_cases):
+        planet = planets[i % len(planets)]
+        model = models[planet]
+        m = (3 * i + i // len(planets)) % len(model.molecules)
+        params, vmr = sample_parameters(model.settings, model.planet, 1, len(model.molecules), gen)
+        x = torch.zeros_like(vmr)
+        x[0, m] = vmr[0, m]
+        cases.append({"planet": planet, "molecule": model.molecules[m], "vmr": float(vmr[0, m]),
+                      "temperature_K": model.temperature_profiles(params)[0].double(), "x": x})
+    return cases
+
+
+def our_depths(models: Mapping[str, EmissionModel], cases: list[dict]) -> np.ndarray:
+    out = []
+    for case in cases:
+        model = models[case["planet"]]
+        t = case["temperature_K"].to(model.settings.device, model.settings.dtype)
+        out.append(model.eclipse_depth_from_profiles(t[None], case["x"])[0].double().cpu().numpy())
+    return np.array(out)
 
 
 @dataclass

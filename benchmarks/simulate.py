@@ -1,0 +1,195 @@
+"""Forward-model benchmark: speed, convergence, and agreement with TauREx 3 on the same opacities.
+
+    python benchmarks/simulate.py [--cases 20] [--speed-spectra 512] [--paper-spectra 980] [simulate overrides...]
+
+1. speed: eclipse spectra/s of our EmissionModel at the default settings (one gas, H2O, + CIA +
+   Rayleigh; HD 209458 b) on this machine's cores, best of 3;
+2. TauREx 3 (with numba, one process per core, the same cores) on >= 20 random cases: all five
+   planets, ten molecules, Guillot profiles, through our cache (cross-sections in TauREx's HDF5
+   layout, CIA in HITRAN format), binned exactly as ours; the same cases timed for its speed;
+3. convergence: the median relative change of the binned spectrum on those cases when the internal
+   resolution, the layer count and the angle count are doubled;
+4. the paper-scale set (85,750 spectra): the real generator (with the per-spectrum detectability,
+   which costs one extra spectrum per gas) timed on one planet and extrapolated.
+Last line: one JSON object (spectra_per_s, taurex_spectra_per_s, ratio, median_rel_diff, max_rel_diff,
+min_pearson, paper_set_seconds, peak_rss_mb, ...). Needs the default cache (`dvc repro opacities`)
+and the optional extra `validate` for TauREx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # TauREx: one numba thread per process, one process per core
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from robert.physics.config import SimulateSettings  # noqa: E402
+from robert.physics.model import EmissionModel  # noqa: E402
+from robert.physics.planet import planet_from_config  # noqa: E402
+from robert.physics.priors import sample_parameters  # noqa: E402
+from robert.validation.taurex_compare import (  # noqa: E402
+    TaurexCase,
+    compare,
+    configure_taurex_cache,
+    our_depths,
+    random_cases,
+    taurex_eclipse_depth,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PLANETS = ("gj1214b", "gj436b", "hd189733b", "hd209458b", "wasp12b")
+PAPER_SET = 85_750
+MODELS: dict[str, EmissionModel] = {}  # planet -> model at the benchmarked settings
+
+
+def config(*overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return OmegaConf.to_container(compose("generate", overrides=list(overrides)), resolve=True)
+
+
+def build_models(overrides: list[str], molecules: list[str], cache: Path) -> dict[str, EmissionModel]:
+    models = {}
+    for planet in PLANETS:
+        cfg = config(f"planet={planet}", *overrides)
+        models[planet] = EmissionModel.from_cache(SimulateSettings.from_config(cfg["simulate"]),
+                                                  planet_from_config(cfg["planet"]), molecules, cache)
+    return models
+
+
+def _init_taurex_worker(cache: str) -> None:
+    torch.set_num_threads(1)
+    configure_taurex_cache(Path(cache))
+
+
+def taurex_depths(cases: list[dict], cache: Path, processes: int) -> tuple[np.ndarray, float, float]:
+    """TauREx binned depths for every case, and its spectra/s with ``processes`` worker processes: counting
+    only its forward model (``model()``, the fair peer of our call) and counting everything (set-up too)."""
+    jobs = [TaurexCase.from_model(MODELS[c["planet"]], c["temperature_K"].numpy(), {c["molecule"]: c["vmr"]})
+            for c in cases]
+    # spawn, not fork: a forked child of a process that already ran torch's thread pool can hang
+    with mp.get_context("spawn").Pool(processes, initializer=_init_taurex_worker, initargs=(str(cache),)) as pool:
+        pool.map(taurex_eclipse_depth, jobs[:processes], chunksize=1)  # warm-up: numba JIT, opacity loading
+        start = time.perf_counter()
+        results = pool.map(taurex_eclipse_depth, jobs, chunksize=1)
+        elapsed = time.perf_counter() - start
+    model_seconds = sum(seconds for _, seconds in results) / processes  # the processes ran side by side
+    return np.array([depth for depth, _ in results]), len(cases) / model_seconds, len(cases) / elapsed
+
+
+def speed(overrides: list[str], cache: Path, n: int) -> float:
+    """Spectra/s of one planet's model with one gas (H2O) + CIA + Rayleigh, best of 3."""
+    model = build_models(overrides, ["H2O"], cache)["hd209458b"]
+    params, vmr = sample_parameters(model.settings, model.planet, n, 1, torch.Generator().manual_seed(0))
+    model(params[:model.settings.chunk_size], vmr[:model.settings.chunk_size])  # warm-up and compilation
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        model(params, vmr)
+        best = max(best, n / (time.perf_counter() - start))
+    return best
+
+
+def convergence(overrides: list[str], molecules: list[str], cache: Path, cases: list[dict],
+                base: np.ndarray) -> dict[str, float]:
+    settings = SimulateSettings.from_config(config(*overrides)["simulate"])
+    doubled = {"resolution": [f"simulate.spectral_stride={settings.spectral_stride // 2}"]
+               if settings.spectral_stride % 2 == 0 else None,
+               "layers": [f"simulate.n_layers={2 * settings.n_layers}"],
+               "angles": [f"simulate.n_angles={2 * settings.n_angles}"]}
+    out = {}
+    for name, extra in doubled.items():
+        if extra is None:  # the cache has no finer grid to compare with
+            continue
+        merged = {o.split("=")[0]: o for o in [*overrides, *extra]}  # a doubled value replaces the base one
+        models = build_models(list(merged.values()), molecules, cache)
+        for case in cases:  # layer count changes the profile grid: recompute T on the new layers
+            model = models[case["planet"]]
+            case_t = case["temperature_K"]
+            old = np.concatenate([MODELS[case["planet"]].layer_bar.double().cpu().numpy(),
+                                  MODELS[case["planet"]].levels_bar[-1:].double().cpu().numpy()])
+            new = model.profile_bar.double().cpu().numpy()
+            case[f"t_{name}"] = torch.as_tensor(np.interp(np.log(new), np.log(old), case_t.numpy()))
+        other = np.array([models[c["planet"]].eclipse_depth_from_profiles(
+            c[f"t_{name}"].to(models[c["planet"]].settings.dtype)[None], c["x"])[0].double().numpy() for c in cases])
+        change = np.abs(other - base) / base
+        out[f"converged_{name}_median_change"] = float(np.median(change))
+        out[f"converged_{name}_p95_change"] = float(np.quantile(change, 0.95))
+    return out
+
+
+def paper_set_seconds(overrides: list[str], cache: Path, n: int) -> tuple[float, float, float]:
+    """Run the real generator (src/generate.py, a child process) on n single-gas spectra of one planet.
+
+    Returns (seconds extrapolated to 85,750 spectra, spectra/s, the child's peak RSS in MB).
+    """
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, str(ROOT / "src" / "generate.py"), "planet=hd209458b", f"cache_dir={cache}",
+               f"dataset.out_dir={out}", f"dataset.spectra_per_planet={n}", f"dataset.shard_size={n}", *overrides]
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        elapsed = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+    return PAPER_SET * elapsed / n, n / elapsed, peak_mb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--speed-spectra", type=int, default=512)
+    parser.add_argument("--paper-spectra", type=int, default=980)
+    parser.add_argument("--cache", type=Path, default=ROOT / "build" / "opacities")
+    parser.add_argument("overrides", nargs="*", help="simulate config overrides, e.g. n_angles=4")
+    args = parser.parse_args()
+    overrides = [f"simulate.{o}" for o in args.overrides]
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(cores)
+    molecules = list(config()["dataset"]["molecules"])
+
+    ours_per_s = speed(overrides, args.cache, args.speed_spectra)
+    print(f"ours: {ours_per_s:.0f} spectra/s on {cores} cores (one gas + CIA + Rayleigh)", flush=True)
+
+    # first, while the generator is the only child process (so its peak RSS is the children's maximum)
+    paper_seconds, generate_per_s, generate_peak_mb = paper_set_seconds(overrides, args.cache, args.paper_spectra)
+    print(f"generator (src/generate.py, with detectability, set-up included): {generate_per_s:.0f} spectra/s "
+          f"-> paper set {paper_seconds:.0f} s, peak RSS {generate_peak_mb:.0f} MB")
+
+    MODELS.update(build_models(overrides, molecules, args.cache))
+    cases = random_cases(MODELS, PLANETS, args.cases)
+    ours = our_depths(MODELS, cases)
+    theirs, taurex_per_s, taurex_wall_per_s = taurex_depths(cases, args.cache, cores)
+    result = compare(ours, theirs, [{k: c[k] for k in ("planet", "molecule", "vmr")} for c in cases])
+    for row in result.per_case:
+        print(f"  {row['planet']:>9} {row['molecule']:>5} vmr {row['vmr']:.1e}: median |rel diff| "
+              f"{row['median_rel_diff']:.2e}, max {row['max_rel_diff']:.2e}, pearson {row['pearson']:.5f}")
+    print(f"TauREx 3: {taurex_per_s:.1f} spectra/s with {cores} processes (forward model only; "
+          f"{taurex_wall_per_s:.1f}/s including its set-up per spectrum)", flush=True)
+
+    conv = convergence(overrides, molecules, args.cache, cases, ours)
+    print("convergence (median relative change when doubled):", conv, flush=True)
+
+    print(json.dumps({
+        "spectra_per_s": round(ours_per_s, 1), "taurex_spectra_per_s": round(taurex_per_s, 2),
+        "taurex_spectra_per_s_with_setup": round(taurex_wall_per_s, 2),
+        "ratio": round(ours_per_s / taurex_per_s, 1), "median_rel_diff": result.median_rel_diff,
+        "max_rel_diff": result.max_rel_diff, "min_pearson": result.min_pearson,
+        "paper_set_seconds": round(paper_seconds, 1), "generate_spectra_per_s": round(generate_per_s, 1),
+        "peak_rss_mb": round(generate_peak_mb, 1),
+        "benchmark_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cases": len(cases), "cores": cores, **conv, "overrides": args.overrides}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Figures for the README and the reports (matplotlib, Agg backend)."""
