@@ -70,6 +70,7 @@ def test_bad_config_names_the_field(override: str, field: str) -> None:
 
 def test_default_config_is_valid() -> None:
     settings = load_simulate_config()
-    assert settings.n_layers == 100 and settings.n_bins == 901 and settings.n_angles >= 2
+    # the paper's output grid: 901 points, 1-20 um
+    assert (settings.n_bins, settings.wavelength_min_um, settings.wavelength_max_um) == (901, 1.0, 20.0)
     with pytest.raises(UserError, match="unknown simulate config"):
         load_simulate_config("nope")
