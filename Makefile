@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test data venv lint bench validate ui clean-build
+.PHONY: run test data venv lint bench ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,7 @@ lint: venv
 bench: data
 	$(PY) benchmarks/opacities.py
 	$(PY) benchmarks/validate_opacity.py
+	$(PY) benchmarks/simulate.py
 
 ## ui: the MLflow UI on the default local store, bound to localhost
 ui: venv

@@ -35,3 +35,18 @@ def test_unknown_config_group_option_lists_the_choices():
     proc = run_script("opacities.py", "opacity=huge")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "Could not find 'opacity/huge'" in proc.stderr and "tiny" in proc.stderr
+
+
+def test_unknown_planet_lists_the_planets():
+    proc = run_script("generate.py", "planet=kepler999b")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "Could not find 'planet/kepler999b'" in proc.stderr
+    assert all(name in proc.stderr for name in ("gj1214b", "gj436b", "hd189733b", "hd209458b", "wasp12b"))
+
+
+def test_molecule_missing_from_the_cache_is_one_clear_line(tmp_path):
+    (tmp_path / "provenance.yaml").write_text("H2O.xsec.h5: 'line-list: HITRAN2012'\n")
+    proc = run_script("generate.py", f"cache_dir={tmp_path}", "dataset=tiny", "dataset.molecules=[H2O,TiO]")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: molecule(s) TiO have no opacity in the cache"), proc.stderr
