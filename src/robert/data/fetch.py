@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from robert.atomic import atomic_write_bytes
 from robert.errors import UserError
 
 MANIFEST_NAME = "MANIFEST.yaml"
@@ -36,16 +37,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write via a temporary file and rename, so a half-written file never appears."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(payload)
-        tmp_name = tmp.name
-    os.chmod(tmp_name, 0o644)  # NamedTemporaryFile creates 0600; data files are ordinary files
-    os.replace(tmp_name, path)
 
 
 # --- archives -------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from robert.data.fetch import atomic_write_bytes, require_input
+from robert.atomic import atomic_write_bytes
+from robert.data.fetch import require_input
 from robert.errors import choice_error
 from robert.opacity import sources
 from robert.opacity.cia import read_borysow, restrict, write_hitran_cia

@@ -9,13 +9,12 @@ sampling (CIA is smooth; resampling would only lose information) in the HITRAN C
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from robert.atomic import atomic_write_bytes
 from robert.errors import UserError
 
 LOSCHMIDT_CM3 = 2.6867811e19  # molecules per cm^3 at 273.15 K, 1 atm (one amagat)
@@ -89,11 +88,7 @@ def write_hitran_cia(path: Path, table: CiaTable) -> None:
         lines.append(f"{table.pair:>20}{nu[0]:10.3f}{nu[-1]:10.3f}{len(nu):7d}{t:7.1f}{sigma.max():10.3E}"
                      f"{0.0:6.3f}{'Borysow tables':>27}{0:3d}")
         lines.extend(f"{w:10.4f} {s:10.4E}" for w, s in zip(nu, sigma, strict=True))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
 def read_hitran_cia(path: Path, provenance: str = "") -> CiaTable:

@@ -9,14 +9,13 @@ dataset built from the file. Writes are atomic and byte-deterministic (no HDF5 t
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from robert.atomic import atomic_output
 from robert.errors import UserError
 
 
@@ -36,26 +35,16 @@ class CrossSectionTable:
 
 def write_xsec_hdf5(path: Path, table: CrossSectionTable) -> None:
     """Write ``table`` to ``path`` atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", track_order=False) as f:
-            f.attrs["provenance"] = table.provenance
-            f.attrs["config_hash"] = table.config_hash
-            f.create_dataset("mol_name", data=np.array([table.molecule.encode()]), track_times=False)
-            f.create_dataset("mol_mass", data=np.array([table.mass_amu]), track_times=False)
-            for key, data, units in (("t", table.temperature_K, "K"), ("p", table.pressure_bar, "bar"),
-                                     ("bin_edges", table.wavenumber_cm, "cm^-1"),
-                                     ("xsecarr", table.xsec_cm2, "cm^2/molecule")):
-                dset = f.create_dataset(key, data=np.asarray(data, dtype=np.float64), track_times=False)
-                dset.attrs["units"] = units
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=False) as f:
+        f.attrs["provenance"] = table.provenance
+        f.attrs["config_hash"] = table.config_hash
+        f.create_dataset("mol_name", data=np.array([table.molecule.encode()]), track_times=False)
+        f.create_dataset("mol_mass", data=np.array([table.mass_amu]), track_times=False)
+        for key, data, units in (("t", table.temperature_K, "K"), ("p", table.pressure_bar, "bar"),
+                                 ("bin_edges", table.wavenumber_cm, "cm^-1"),
+                                 ("xsecarr", table.xsec_cm2, "cm^2/molecule")):
+            dset = f.create_dataset(key, data=np.asarray(data, dtype=np.float64), track_times=False)
+            dset.attrs["units"] = units
 
 
 def read_xsec_hdf5(path: Path) -> CrossSectionTable:

@@ -17,14 +17,13 @@ Layout of ``shard-NNNNN.h5``:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from robert.atomic import atomic_output
 from robert.errors import UserError
 
 
@@ -50,35 +49,25 @@ def shard_path(out_dir: Path, index: int) -> Path:
 
 
 def write_shard(path: Path, shard: Shard) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            def put(name: str, data: np.ndarray, dtype) -> None:
-                f.create_dataset(name, data=np.asarray(data, dtype=dtype), track_times=False)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        def put(name: str, data: np.ndarray, dtype) -> None:
+            f.create_dataset(name, data=np.asarray(data, dtype=dtype), track_times=False)
 
-            put("eclipse_depth", shard.eclipse_depth, np.float32)
-            put("wavelength_um", shard.wavelength_um, np.float64)
-            put("labels", shard.labels, np.uint8)
-            put("detectability", shard.detectability, np.float32)
-            for name in sorted(shard.params):
-                put(f"params/{name}", shard.params[name], np.float32)
-            f.attrs["planet"] = shard.planet
-            f.attrs["molecules"] = json.dumps(shard.molecules)
-            f.attrs["provenance"] = json.dumps(shard.provenance, sort_keys=True)
-            f.attrs["composition"] = shard.composition
-            f.attrs["seed"] = shard.seed
-            f.attrs["shard_index"] = shard.shard_index
-            f.attrs["config_hash"] = shard.config_hash
-            for key, value in sorted(shard.extra_attrs.items()):
-                f.attrs[key] = value
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        put("eclipse_depth", shard.eclipse_depth, np.float32)
+        put("wavelength_um", shard.wavelength_um, np.float64)
+        put("labels", shard.labels, np.uint8)
+        put("detectability", shard.detectability, np.float32)
+        for name in sorted(shard.params):
+            put(f"params/{name}", shard.params[name], np.float32)
+        f.attrs["planet"] = shard.planet
+        f.attrs["molecules"] = json.dumps(shard.molecules)
+        f.attrs["provenance"] = json.dumps(shard.provenance, sort_keys=True)
+        f.attrs["composition"] = shard.composition
+        f.attrs["seed"] = shard.seed
+        f.attrs["shard_index"] = shard.shard_index
+        f.attrs["config_hash"] = shard.config_hash
+        for key, value in sorted(shard.extra_attrs.items()):
+            f.attrs[key] = value
 
 
 def shard_config_hash(path: Path) -> str | None:
