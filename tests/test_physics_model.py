@@ -47,9 +47,12 @@ def test_isothermal_atmosphere_is_blackbody_ratio(model: EmissionModel) -> None:
     expected = bb_planet / bb_star * model.planet.radius_ratio**2
     torch.testing.assert_close(depth, expected, rtol=1e-4, atol=0)
     # and, unbinned, against B at the bin centres to the accuracy of a smooth function's bin average
+    # (beyond 3 um; ~5 samples per bin at the default stride, so 0.5 %; in the steep Wien tail the
+    # samples do not average to the centre value)
     nu_c = torch.as_tensor(1e4 / model.wavelength_um)
     centre = planck_wavenumber(nu_c, t_planet) / planck_wavenumber(nu_c, torch.tensor([6065.0]).double())
-    assert torch.allclose(depth, centre * model.planet.radius_ratio**2, rtol=2e-3)
+    smooth = torch.as_tensor(model.wavelength_um >= 3.0)
+    assert torch.allclose(depth[:, smooth], (centre * model.planet.radius_ratio**2)[:, smooth], rtol=5e-3)
 
 
 def test_isothermal_float32_to_1e4() -> None:

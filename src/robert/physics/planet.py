@@ -87,7 +87,8 @@ def planet_from_config(cfg: Mapping[str, Any], where: str = "planet") -> Planet:
 
 
 def available_planets(conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.stem for p in (conf_dir / "planet").glob("*.yaml"))
+    """Planet config names; selections of several planets (``keys:``, e.g. ``all.yaml``) are not planets."""
+    return sorted(p.stem for p in (conf_dir / "planet").glob("*.yaml") if "keys" not in OmegaConf.load(p))
 
 
 def load_planet(name: str, conf_dir: Path = CONF_DIR) -> Planet:

@@ -114,6 +114,9 @@ def generate_planet(cfg: Mapping, planet_key: str, root: Path,
     kind = composition.get("kind")
     if kind not in COMPOSITIONS:
         raise choice_error("composition.kind", kind, COMPOSITIONS)
+    if "keys" in cfg["planet"]:
+        raise UserError(f"planet={planet_key} selects several planets ({', '.join(cfg['planet']['keys'])}); the "
+                        "generator takes one: python src/generate.py planet=<one of them> (`dvc repro` runs all)")
     settings = SimulateSettings.from_config(cfg["simulate"])
     planet = planet_from_config(cfg["planet"], where="planet")
     cache_dir = root / cfg["cache_dir"]

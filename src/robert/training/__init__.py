@@ -1,0 +1,1 @@
+"""Training (Lightning + MLflow + registry) and evaluation of the RobERt DBN."""

@@ -1,0 +1,236 @@
+"""The evaluation stage: a registered model on the fixed test set; the ``champion`` alias decision.
+
+Writes under ``evaluate.out_dir``:
+  metrics.json                      test_accuracy (single gas; exact match for mixtures), macro-F1,
+                                    exact match, per-molecule precision/recall/F1 (``dvc metrics show``)
+  per_molecule.csv                  the per-molecule table
+  accuracy_vs_snr.csv               accuracy and macro-F1 at each ``evaluate.snr_grid`` SNR (DVC plot)
+  accuracy_vs_mixing_ratio.csv      share of present gases identified, by log10 mixing-ratio bin
+  accuracy_vs_detectability.csv     the same by log10 detectability bin (where the limit is physical)
+  confusion_matrix.{png,json}       at the default SNR
+  leave_one_planet_out.csv          with evaluate.leave_one_planet_out=true
+All of it also goes to the evaluated model's MLflow run (under ``evaluation/``), with test metrics.
+
+"Identified" per (spectrum, present gas): single gas - the argmax is that gas (so the binned
+value is the accuracy); mixtures - P(gas) > 0.5 (the gas's recall).
+
+Champion: the current ``@champion`` version is evaluated on the same test set with the same noise;
+the alias moves to the new version only if its score (single: accuracy; mixture: macro-F1) is
+strictly higher, or if there is no champion, or the champion predicts different molecules (not
+comparable). The reason is recorded as the tag ``champion_decision`` on the run and the version.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from robert.data.datamodule import SpectraDataModule, resolve_planets
+from robert.errors import UserError
+from robert.tracking.setup import configure_tracking
+from robert.training.metrics import classification_metrics, confusion_matrix, write_confusion
+from robert.training.train import build_datamodule, train
+
+if TYPE_CHECKING:  # imported lazily at run time: see robert.training.train._log_results
+    from robert.tracking.pyfunc import RobertModel
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def load_registered(name: str, version: str) -> RobertModel:
+    """The registered model's python object (the same code path as ``mlflow.pyfunc.load_model``)."""
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    except MlflowException as exc:
+        raise UserError(f"cannot load model {name} version {version} from {mlflow.get_tracking_uri()} "
+                        f"({str(exc).splitlines()[0]}): run `python src/train.py` first") from None
+
+
+def model_version_to_evaluate(cfg: Mapping, root: Path) -> str:
+    version = cfg["evaluate"].get("model_version")
+    if version is not None:
+        return str(version)
+    output = root / cfg["train"]["output"]
+    if not output.exists():
+        raise UserError(f"no trained model recorded at {output}: run `dvc repro train` "
+                        "(or pass evaluate.model_version=<n>)")
+    recorded = json.loads(output.read_text())
+    if not recorded.get("version"):
+        raise UserError(f"{output} names no registered version (train.register=false): "
+                        "pass evaluate.model_version=<n>")
+    return str(recorded["version"])
+
+
+def score(metrics: Mapping, composition: str) -> float:
+    """The number the champion is chosen by."""
+    return float(metrics["macro_f1"] if composition == "mixture" else metrics["accuracy"])
+
+
+def identified(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, molecule) of every present gas and whether the model identified it (see module doc)."""
+    rows, mols = np.nonzero(labels > 0.5)
+    single = labels.sum(1) == 1
+    hit = np.where(single[rows], probs.argmax(1)[rows] == mols, probs[rows, mols] > 0.5)
+    return np.stack([rows, mols], 1), hit
+
+
+def binned_accuracy(values: np.ndarray, hit: np.ndarray, n_bins: int, name: str) -> list[dict[str, Any]]:
+    """Share identified per log10(value) bin (equal widths between the finite extremes)."""
+    logs = np.log10(np.clip(values.astype(float), 1e-300, None))
+    finite = np.isfinite(logs) & (values > 0)
+    if not finite.any():
+        return []
+    edges = np.linspace(logs[finite].min(), logs[finite].max() + 1e-9, n_bins + 1)
+    index = np.clip(np.digitize(logs, edges) - 1, 0, n_bins - 1)
+    table = []
+    for b in range(n_bins):
+        members = finite & (index == b)
+        if members.any():
+            low, high = float(edges[b]), float(edges[b + 1])
+            table.append({f"log10_{name}": round((low + high) / 2, 4), f"log10_{name}_low": round(low, 4),
+                          f"log10_{name}_high": round(high, 4),
+                          "accuracy": float(hit[members].mean()), "n": int(members.sum())})
+    return table
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def snr_label(snr: float | None) -> str:
+    return "noiseless" if snr is None else f"{snr:g}"
+
+
+def test_metrics(predict: Predictor, datamodule: SpectraDataModule, snr: float | None = ...) -> dict[str, Any]:
+    x, y, _ = datamodule.test_set(snr)
+    return classification_metrics(predict(x.numpy()), y.numpy(), datamodule.molecules)
+
+
+def decide_champion(cfg: Mapping, client: MlflowClient, version: str, new_score: float,
+                    datamodule: SpectraDataModule) -> tuple[bool, str, float | None]:
+    """(move the alias?, why, the champion's score or None)."""
+    name, alias, composition = cfg["tracking"]["registered_model"], cfg["evaluate"]["alias"], cfg["composition"]["kind"]
+    try:
+        current = client.get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        return True, f"no {alias} yet: version {version} becomes {alias} with score {new_score:.4f}", None
+    if str(current) == version:
+        return False, f"version {version} already holds {alias}", new_score
+    champion = load_registered(name, str(current))
+    if champion.molecules != datamodule.molecules or champion.network.n_visible != datamodule.n_visible:
+        return True, (f"{alias} version {current} predicts {champion.molecules} from {champion.network.n_visible} "
+                      f"points, not comparable with this test set: version {version} takes {alias}"), None
+    old = score(test_metrics(champion.predict_proba, datamodule), composition)
+    if new_score > old:
+        return True, f"version {version} ({new_score:.4f}) beats {alias} version {current} ({old:.4f})", old
+    return False, f"version {version} ({new_score:.4f}) does not beat {alias} version {current} ({old:.4f})", old
+
+
+def leave_one_planet_out(cfg: Mapping, root: Path, planets: Sequence[str]) -> list[dict[str, Any]]:
+    """Train on all planets but one (not registered), test on the held-out planet's test split."""
+    table = []
+    for held_out in planets:
+        others = [p for p in planets if p != held_out]
+        sub_cfg = {**cfg, "data": {**cfg["data"], "planets": others},
+                   "train": {**cfg["train"], "register": False,
+                             "output": str(Path(cfg["evaluate"]["out_dir"]) / "lopo" / f"{held_out}.json")}}
+        result = train(sub_cfg, root)
+        model = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
+        target = build_datamodule(cfg, [held_out], root)
+        metrics = test_metrics(model.predict_proba, target)
+        table.append({"held_out": held_out, "accuracy": metrics.get("accuracy", float("nan")),
+                      "macro_f1": metrics["macro_f1"], "n": metrics["n_spectra"], "run_id": result.run_id})
+    return table
+
+
+def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict[str, Any]:
+    """Evaluate the configured model version; write the outputs; move the alias if it improved."""
+    root = Path(root)
+    configure_tracking(cfg["tracking"], root)
+    client = MlflowClient()
+    name, composition = cfg["tracking"]["registered_model"], cfg["composition"]["kind"]
+    version = model_version_to_evaluate(cfg, root)
+    model = load_registered(name, version)
+    planets = resolve_planets(cfg, planet_choice)
+    datamodule = build_datamodule(cfg, planets, root)
+    if model.molecules != datamodule.molecules:
+        raise UserError(f"model {name} version {version} predicts {model.molecules} but the test set holds "
+                        f"{datamodule.molecules}: evaluate with the data it was trained on")
+    out_dir = root / cfg["evaluate"]["out_dir"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    x, y, spectra = datamodule.test_set()
+    probs = model.predict_proba(x.numpy())
+    labels = y.numpy()
+    metrics = classification_metrics(probs, labels, datamodule.molecules)
+    files = write_confusion(confusion_matrix(probs, labels), datamodule.molecules, out_dir,
+                            f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}")
+    files.append(write_csv(out_dir / "per_molecule.csv",
+                           [{"molecule": m, **v} for m, v in metrics["per_molecule"].items()]))
+    snr_rows = []
+    for snr in cfg["evaluate"]["snr_grid"]:
+        at = test_metrics(model.predict_proba, datamodule, snr)
+        snr_rows.append({"snr": snr_label(snr), "accuracy": at.get("accuracy", at["exact_match"]),
+                         "macro_f1": at["macro_f1"], "exact_match": at["exact_match"]})
+    files.append(write_csv(out_dir / "accuracy_vs_snr.csv", snr_rows))
+    pairs, hit = identified(probs, labels)
+    n_bins = int(cfg["evaluate"]["n_bins"])
+    vmr = np.stack([spectra.params[f"vmr_{m}"] for m in datamodule.molecules], 1)
+    files.append(write_csv(out_dir / "accuracy_vs_mixing_ratio.csv",
+                           binned_accuracy(vmr[pairs[:, 0], pairs[:, 1]], hit, n_bins, "mixing_ratio")))
+    files.append(write_csv(out_dir / "accuracy_vs_detectability.csv",
+                           binned_accuracy(spectra.detectability[pairs[:, 0], pairs[:, 1]], hit, n_bins,
+                                           "detectability")))
+    if cfg["evaluate"].get("leave_one_planet_out"):
+        lopo = leave_one_planet_out(cfg, root, planets)
+        files.append(write_csv(out_dir / "leave_one_planet_out.csv", lopo))
+        metrics["leave_one_planet_out_accuracy"] = float(np.mean([row["accuracy"] for row in lopo]))
+
+    new_score = score(metrics, composition)
+    move, reason, champion_score = decide_champion(cfg, client, version, new_score, datamodule)
+    alias = cfg["evaluate"]["alias"]
+    if move:
+        client.set_registered_model_alias(name, alias, version)
+    summary = {
+        "model": name, "version": version, "planets": planets, "composition": composition,
+        "snr": datamodule.snr, "test_accuracy": metrics.get("accuracy", metrics["exact_match"]),
+        "macro_f1": metrics["macro_f1"], "exact_match": metrics["exact_match"], "n_test": metrics["n_spectra"],
+        "f1": {m: v["f1"] for m, v in metrics["per_molecule"].items()},
+        "per_molecule": metrics["per_molecule"],
+        **({"mixture_macro_f1": metrics["macro_f1"]} if composition == "mixture" else {}),
+        **({"leave_one_planet_out_accuracy": metrics["leave_one_planet_out_accuracy"]}
+           if "leave_one_planet_out_accuracy" in metrics else {}),
+        "champion": {"moved": move, "reason": reason, "previous_score": champion_score},
+    }
+    metrics_path = out_dir / "metrics.json"
+    metrics_path.write_text(json.dumps(summary, indent=2))
+    files.append(metrics_path)
+
+    run_id = client.get_model_version(name, version).run_id
+    flat = {"test/accuracy": summary["test_accuracy"], "test/macro_f1": summary["macro_f1"],
+            "test/exact_match": summary["exact_match"],
+            **{f"test/f1_{m}": v for m, v in summary["f1"].items()},
+            **{f"test/accuracy_snr_{row['snr']}": row["accuracy"] for row in snr_rows}}
+    if champion_score is not None:
+        flat["test/champion_score"] = champion_score
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({k: v for k, v in flat.items() if v is not None and math.isfinite(v)})
+        mlflow.set_tags({"champion_decision": reason, f"{alias}_moved": str(move)})
+        for path in files:
+            mlflow.log_artifact(str(path), "evaluation")
+    client.set_model_version_tag(name, version, "champion_decision", reason)
+    return summary

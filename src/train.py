@@ -1,0 +1,30 @@
+"""Train the DBN on the simulated spectra (DVC stage ``train``); one MLflow run, model registered.
+
+    python src/train.py                                   # planet=all: the five planet types
+    python src/train.py model=dbn planet=gj1214b          # one planet
+    python src/train.py composition=mixture               # multi-label mixtures
+    python src/train.py -m model.hidden=[300,200,50],[500,200,50]
+"""
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from robert.errors import exit_on_user_error
+from robert.training.train import train
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    planet_choice = HydraConfig.get().runtime.choices["planet"]  # all | the conf/planet/<key>.yaml chosen
+    result = train(OmegaConf.to_container(cfg, resolve=True), Path(cfg.paths.root), planet_choice)
+    print(f"run {result.run_id}: registered version {result.registered_version}, "
+          f"validation accuracy {result.val_metrics.get('accuracy', float('nan')):.4f}, "
+          f"macro-F1 {result.val_metrics['macro_f1']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
