@@ -27,7 +27,7 @@ Model (a 1Sigma+ ground state such as CO X 1Sigma+; Herzberg 1950, Spectra of Di
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,17 +135,8 @@ def cross_section_grid(spec: Mapping, wavenumber_cm: np.ndarray, temperature_K: 
     wavenumber_cm = check_axis("wavenumber grid", wavenumber_cm)
     temperature_K = check_axis("temperature_K", temperature_K)
     pressure_bar = check_axis("pressure_bar", pressure_bar)
-    q = partition_function(spec, data_dir)
-    lines = generate_lines(spec, float(q(T_REF_K)))
-    gamma_296 = float(spec_value(spec, "lorentz_hwhm_296_cm_atm"))
-    n_temp = float(spec_value(spec, "lorentz_temperature_exponent"))
-    sigma = np.zeros((pressure_bar.size, temperature_K.size, wavenumber_cm.size))
-    for it, t_k in enumerate(temperature_K):
-        strength = line_strengths(lines, t_k, float(q(t_k)))
-        sigma[:, it, :] = sigma_at_pressures(wavenumber_cm, lines.wavenumber_cm, strength, gamma_296, n_temp,
-                                             float(spec_value(spec, "mass_amu")), t_k, pressure_bar,
-                                             float(spec_value(spec, "cutoff_cm", 25.0)))
-    return sigma
+    return _over_temperatures(sigma_at_pressures, spec, wavenumber_cm, wavenumber_cm.size, temperature_K,
+                              pressure_bar, data_dir)
 
 
 def bin_mean_cross_section(spec: Mapping, edges_cm: np.ndarray, temperature_K: np.ndarray,
@@ -160,14 +151,22 @@ def bin_mean_cross_section(spec: Mapping, edges_cm: np.ndarray, temperature_K: n
     pressure_bar = check_axis("pressure_bar", pressure_bar)
     if edges_cm.size < 2:
         raise UserError("bin edges (cm-1) need at least two values")
+    return _over_temperatures(bin_means_at_pressures, spec, edges_cm, edges_cm.size - 1, temperature_K,
+                              pressure_bar, data_dir)
+
+
+def _over_temperatures(kernel: Callable[..., np.ndarray], spec: Mapping, grid_cm: np.ndarray, n_out: int,
+                       temperature_K: np.ndarray, pressure_bar: np.ndarray, data_dir: Path) -> np.ndarray:
+    """(nP, nT, n_out): the generated lines at each temperature through ``kernel`` (sampled sigma or bin means)."""
     q = partition_function(spec, data_dir)
     lines = generate_lines(spec, float(q(T_REF_K)))
     gamma_296 = float(spec_value(spec, "lorentz_hwhm_296_cm_atm"))
     n_temp = float(spec_value(spec, "lorentz_temperature_exponent"))
-    means = np.zeros((pressure_bar.size, temperature_K.size, edges_cm.size - 1))
+    mass_amu = float(spec_value(spec, "mass_amu"))
+    cutoff_cm = float(spec_value(spec, "cutoff_cm", 25.0))
+    out = np.zeros((pressure_bar.size, temperature_K.size, n_out))
     for it, t_k in enumerate(temperature_K):
         strength = line_strengths(lines, t_k, float(q(t_k)))
-        means[:, it, :] = bin_means_at_pressures(edges_cm, lines.wavenumber_cm, strength, gamma_296, n_temp,
-                                                 float(spec_value(spec, "mass_amu")), t_k, pressure_bar,
-                                                 float(spec_value(spec, "cutoff_cm", 25.0)))
-    return means
+        out[:, it, :] = kernel(grid_cm, lines.wavenumber_cm, strength, gamma_296, n_temp, mass_amu, t_k,
+                               pressure_bar, cutoff_cm)
+    return out
