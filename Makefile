@@ -6,14 +6,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: run test data venv lint bench ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch is pinned to 2.13.0 (the CPU wheel); `validate` brings TauREx 3 for the cross-checks
-	$(PY) -m pip install --quiet -e '.[dev,validate]'
+	# torch is pinned to 2.13.0 (the CPU wheel); `validate` brings TauREx 3 for the cross-checks,
+	# `tune` the PostgreSQL driver and optuna-dashboard
+	$(PY) -m pip install --quiet -e '.[dev,validate,tune]'
 	touch $(STAMP)
 
 venv: $(STAMP)

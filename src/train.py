@@ -21,6 +21,8 @@ from robert.training.train import train
 def main(cfg: DictConfig) -> None:
     planet_choice = HydraConfig.get().runtime.choices["planet"]  # all | the conf/planet/<key>.yaml chosen
     result = train(OmegaConf.to_container(cfg, resolve=True), Path(cfg.paths.root), planet_choice)
+    if not result.trainer.is_global_zero:  # DDP: the other processes have nothing to report
+        return
     print(f"run {result.run_id}: registered version {result.registered_version}, "
           f"validation accuracy {result.val_metrics.get('accuracy', float('nan')):.4f}, "
           f"macro-F1 {result.val_metrics['macro_f1']:.4f}")

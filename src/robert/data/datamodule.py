@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from robert.data.spectra import add_noise, noisy_normalised, normalise, stable_seed
 from robert.errors import UserError
+from robert.inference.coverage import Coverage, restrict_spectra
 from robert.simulate.shards import list_shards, read_shard
 
 SPLITS = ("train", "val", "test")
@@ -181,6 +182,7 @@ class SpectraDataModule(pl.LightningDataModule):
         self.splits: dict[str, Spectra] | None = None
         self._prepared: dict[str, tuple[Tensor, Tensor]] = {}
         self._noise: tuple[int, torch.Generator] | None = None
+        self.coverage: Coverage | None = None  # set by setup() when data.coverage names an instrument
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -189,7 +191,21 @@ class SpectraDataModule(pl.LightningDataModule):
             if not self.dataset_dir.is_dir():
                 raise UserError(f"no dataset at {self.dataset_dir}: run "
                                 f"`{simulate_fix(self.planets[0], self.composition)}` (one per planet)")
-            self.splits = load_splits(self.dataset_dir, self.composition, self.planets, self.data)
+            self.splits = self._restrict_to_coverage(
+                load_splits(self.dataset_dir, self.composition, self.planets, self.data))
+
+    # --- instrument coverage hook (robert.inference.coverage) ----------------------------------
+
+    def _restrict_to_coverage(self, splits: dict[str, Spectra]) -> dict[str, Spectra]:
+        """Coverage models see the instrument's bins only: restrict the CLEAN spectra, before noise and scaling.
+
+        ``data.coverage`` is a ``conf/instrument/`` preset; ``full`` (the whole grid) leaves every split as it is.
+        """
+        instrument = self.data.get("coverage")
+        if not instrument:
+            return splits
+        self.coverage = Coverage.from_config(instrument, splits["train"].wavelength_um)
+        return {name: restrict_spectra(spectra, self.coverage) for name, spectra in splits.items()}
 
     def split(self, name: str) -> Spectra:
         self.setup()
@@ -213,6 +229,11 @@ class SpectraDataModule(pl.LightningDataModule):
             x = noisy_normalised(spectra.depth, snr, stable_seed(name, self.data["noise_seed"], snr))
             self._prepared[key] = (x, torch.as_tensor(spectra.labels))
         return self._prepared[key]
+
+    def scaling_sample(self, n_rows: int = 20000) -> Tensor:
+        """Up to ``n_rows`` training spectra as the network sees them (noisy, normalised; fixed seed)."""
+        depth = self.split("train").depth[:n_rows]
+        return noisy_normalised(depth, self.snr, stable_seed("scaling", self.data["noise_seed"], self.snr))
 
     def test_set(self, snr: float | None = ...) -> tuple[Tensor, Tensor, Spectra]:
         """The fixed test set at any SNR (None = noiseless): (x normalised, y, metadata)."""

@@ -15,6 +15,12 @@ Layout for ``hidden = [h1, ..., hn]`` over ``n_visible`` inputs and ``n_labels``
   backpropagation. It is a separate copy: fine-tuning leaves the generative weights untouched,
   so :meth:`DeepBeliefNetwork.dream` still runs the generative model that pre-training learnt.
 
+Visible units: Bernoulli units read the min-max normalised spectrum in [0, 1] as probabilities.
+Gaussian units assume zero-mean, unit-variance data (Hinton 2010, section 13.2), so with
+``visible_type="gaussian"`` every input is first standardised bin by bin with the training set's
+mean and standard deviation (:meth:`DeepBeliefNetwork.fit_input_scaling`; buffers, so they travel
+in ``state_dict``), for the stack and the classifier alike; dreams are mapped back to [0, 1] space.
+
 Everything is plain tensors in ``state_dict`` (loads with ``torch.load(weights_only=True)``).
 """
 
@@ -80,12 +86,34 @@ class DeepBeliefNetwork(nn.Module):
                 layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * bound)
                 layer.bias.zero_()
         self.register_buffer("classifier_initialised", torch.zeros((), dtype=torch.bool))
+        # Per-bin input standardisation (Gaussian visible units only; identity until fitted).
+        self.register_buffer("input_mean", torch.zeros(n_visible))
+        self.register_buffer("input_std", torch.ones(n_visible))
+
+    @property
+    def standardises_input(self) -> bool:
+        return self.rbms[0].visible_type == "gaussian"
+
+    @torch.no_grad()
+    def fit_input_scaling(self, visible: Tensor, min_std: float = 1e-3) -> None:
+        """Set the per-bin mean/std from training inputs (normalised, noisy as in training)."""
+        if self.standardises_input:
+            self.input_mean.copy_(visible.mean(dim=0))
+            self.input_std.copy_(visible.std(dim=0).clamp(min=min_std))
+
+    def scale_input(self, visible: Tensor) -> Tensor:
+        """What the first layer sees: the [0, 1] spectrum, standardised for Gaussian visible units."""
+        return (visible - self.input_mean) / self.input_std if self.standardises_input else visible
+
+    def unscale_input(self, scaled: Tensor) -> Tensor:
+        """The inverse of :meth:`scale_input`: back to the [0, 1] spectrum space."""
+        return scaled * self.input_std + self.input_mean if self.standardises_input else scaled
 
     # --- discriminative path ----------------------------------------------------------------------
 
     def forward(self, visible: Tensor) -> Tensor:
         """Logits (batch, n_labels) of the classifier; sigmoid gives P(molecule present)."""
-        activation = visible
+        activation = self.scale_input(visible)
         for layer in self.classifier[:-1]:
             activation = torch.sigmoid(layer(activation))
         return self.classifier[-1](activation)
@@ -117,8 +145,11 @@ class DeepBeliefNetwork(nn.Module):
 
     @torch.no_grad()
     def up_pass(self, visible: Tensor, n_layers: int | None = None) -> Tensor:
-        """Mean-field recognition through the first ``n_layers`` stacked RBMs (all by default)."""
-        activation = visible
+        """Mean-field recognition through the first ``n_layers`` stacked RBMs (all by default).
+
+        ``n_layers=0`` gives the first RBM's data: the (possibly standardised) visible vector.
+        """
+        activation = self.scale_input(visible)
         for rbm in self.rbms[: len(self.rbms) if n_layers is None else n_layers]:
             activation = rbm.hidden_probs(activation)
         return activation
@@ -162,6 +193,6 @@ class DeepBeliefNetwork(nn.Module):
         for rbm in reversed(self.rbms):
             activation = rbm.visible_mean(activation)
             activations_top_down.append(activation)
-        visible = activations_top_down.pop().clamp(0.0, 1.0)
+        visible = self.unscale_input(activations_top_down.pop()).clamp(0.0, 1.0)
         return visible, activations_top_down[::-1]
 

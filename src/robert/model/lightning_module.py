@@ -288,7 +288,8 @@ class DBNModule(pl.LightningModule):
             optimizer.zero_grad()
             self.manual_backward(loss)
             optimizer.step()
-            self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+            self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x),
+                     sync_dist=True)
             return loss.detach()
         reduce = None
         if self.trainer.world_size > 1:

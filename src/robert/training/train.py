@@ -24,13 +24,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 import mlflow
-import pandas as pd
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.trainer.states import TrainerFn
-from mlflow.models import infer_signature
+from lightning.pytorch.utilities import rank_zero_only
 from mlflow.tracking import MlflowClient
 
 import robert
@@ -150,6 +149,7 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
         datamodule.setup("fit")
         module = DBNModule(datamodule.n_visible, len(datamodule.molecules), cfg["model"], seed=int(cfg["seed"]),
                            label_names=datamodule.molecules)
+        module.dbn.fit_input_scaling(datamodule.scaling_sample())
 
         checkpoint_dir = root / cfg["train"]["checkpoint_dir"] / config_hash(cfg)
         last = checkpoint_dir / "last.ckpt"
@@ -157,7 +157,9 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
         configure_tracking(cfg["tracking"], root)
         tracking_uri = mlflow.get_tracking_uri()
         resume_from = last if resume else None
-        run_id = _mlflow_run(cfg, checkpoint_dir, resume, planets)
+        # DDP: the launcher re-runs this script once per extra process (rank > 0, known from the
+        # environment before the Trainer exists); only rank 0 owns an MLflow run.
+        run_id = _mlflow_run(cfg, checkpoint_dir, resume, planets) if rank_zero_only.rank == 0 else None
         logger = MLFlowLogger(experiment_name=cfg["tracking"]["experiment"], tracking_uri=tracking_uri,
                               run_id=run_id, log_model=False)
         logger.log_hyperparams({k: str(v) for k, v in flatten(cfg).items()} | {"planets": ",".join(planets)})
@@ -192,6 +194,7 @@ def _log_results(cfg: Mapping, root: Path, module: DBNModule, datamodule: Spectr
     """Artifacts, the pyfunc model and its registration, in the training's MLflow run."""
     # Imported here: defining the PythonModel subclass makes MLflow print a warning, which would
     # otherwise precede every one-line configuration error of the entry script.
+    from robert.inference.package import package_for_inference
     from robert.tracking.pyfunc import RobertModel, network_spec, save_network
 
     molecules = datamodule.molecules
@@ -212,13 +215,18 @@ def _log_results(cfg: Mapping, root: Path, module: DBNModule, datamodule: Spectr
         for path in write_confusion(confusion_matrix(probs, val_y.numpy()), molecules, tmp_dir / "confusion",
                                     f"validation, SNR {cfg['data']['snr']}"):
             mlflow.log_artifact(str(path), "validation")
-        example = val_x[:2].numpy()
+        # coverage + calibration (validation set) for observed spectra; signature and example in that format
+        package = package_for_inference(network, datamodule, cfg, tmp_dir / "inference")
+        mlflow.log_metrics(package.metrics)
         register = cfg["train"].get("register", True)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=RobertModel(), artifacts=save_network(network, spec, tmp_dir / "network"),
-            code_paths=[str(Path(robert.__file__).parent)], input_example=example,
-            signature=infer_signature(example, pd.DataFrame(probs[:2], columns=molecules)),
-            registered_model_name=cfg["tracking"]["registered_model"] if register else None)
+            name="model", python_model=RobertModel(),
+            artifacts=save_network(network, spec, tmp_dir / "network") | package.artifacts,
+            code_paths=[str(Path(robert.__file__).parent)], input_example=package.input_example,
+            signature=package.signature,
+            registered_model_name=cfg["tracking"]["registered_model"] if register else None,
+            # None: MLflow infers them by loading the model in a subprocess (~10 s; tuning trials pass a list)
+            pip_requirements=cfg["train"].get("pip_requirements"))
     version = None if info.registered_model_version is None else str(info.registered_model_version)
     output = root / cfg["train"]["output"]
     output.parent.mkdir(parents=True, exist_ok=True)
