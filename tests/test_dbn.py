@@ -236,3 +236,24 @@ def test_classifier_starts_from_the_pretrained_stack() -> None:
     assert torch.equal(dbn.classifier[2].weight, dbn.top_rbm.weight[:6].T)
     assert torch.equal(dbn.classifier[3].weight, dbn.top_rbm.weight[6:])
     assert torch.equal(dbn.classifier[3].bias, dbn.top_rbm.visible_bias[6:])
+
+
+def test_gaussian_visible_units_standardise_each_bin_and_dreams_return_to_unit_range() -> None:
+    generator = torch.Generator().manual_seed(3)
+    spectra = 0.2 + 0.6 * torch.rand(64, 40, generator=generator) * torch.linspace(0.1, 1.0, 40)
+    gaussian = DeepBeliefNetwork(40, 3, [16, 8], visible_type="gaussian", seed=0)
+    gaussian.fit_input_scaling(spectra)
+    scaled = gaussian.up_pass(spectra, 0)  # what the first RBM is trained on
+    torch.testing.assert_close(scaled.mean(0), torch.zeros(40), atol=1e-5, rtol=0)
+    torch.testing.assert_close(scaled.std(0), torch.ones(40), atol=1e-4, rtol=0)
+    torch.testing.assert_close(gaussian.unscale_input(scaled), spectra, atol=1e-5, rtol=0)
+    # the scaling travels in state_dict: a fresh network loading it gives the same probabilities
+    fresh = DeepBeliefNetwork(40, 3, [16, 8], visible_type="gaussian", seed=0)
+    fresh.load_state_dict(gaussian.state_dict())
+    torch.testing.assert_close(fresh.predict_proba(spectra), gaussian.predict_proba(spectra))
+    visible, _ = gaussian.dream(0, n_chains=4, n_gibbs_steps=3, generator=torch.Generator().manual_seed(0))
+    assert visible.min() >= 0 and visible.max() <= 1
+    # Bernoulli units read the [0, 1] spectrum as it is
+    bernoulli = DeepBeliefNetwork(40, 3, [16, 8], visible_type="bernoulli", seed=0)
+    bernoulli.fit_input_scaling(spectra)
+    assert torch.equal(bernoulli.up_pass(spectra, 0), spectra)
