@@ -1,0 +1,64 @@
+"""The generative dream: clamp a label in the top associative RBM, Gibbs-sample, pass down to the spectrum.
+
+The sampling itself is :meth:`DeepBeliefNetwork.dream`; this module averages its chains, checks that
+the model has a generative stack worth running, and measures how well the top RBM, as the generative
+model's own classifier, knows the labels (the associative memory the dream runs on).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from robert.data.spectra import stable_seed
+from robert.dream.result import Dream
+from robert.errors import UserError
+from robert.model.dbn import DeepBeliefNetwork
+
+
+def require_generative_stack(trained: bool, model_label: str) -> None:
+    """A model whose RBM stack and top RBM were never pre-trained dreams random weights: refuse, clearly."""
+    if not trained:
+        raise UserError(f"{model_label} has no trained generative stack (it was trained with no RBM "
+                        "pre-training epochs or no top-RBM epochs), so the generative dream would show its "
+                        "random initial weights: use dream.methods=[optimisation], or retrain with "
+                        "model.pretrain.epochs_per_layer > 0 and model.top.epochs > 0")
+
+
+def generative_dream(network: DeepBeliefNetwork, molecules: list[str], label_index: int, n_chains: int,
+                     n_gibbs_steps: int, seed: int) -> Dream:
+    """The mean over ``n_chains`` Gibbs chains of the visible layer with label ``label_index`` clamped.
+
+    Each molecule's chains draw from their own generator seeded by (seed, molecule), so a molecule's
+    dream does not depend on which other molecules are dreamt, or in which order.
+    """
+    generator = torch.Generator().manual_seed(stable_seed("generative-dream", seed, molecules[label_index]))
+    visible, activations = network.dream(label_index, n_chains, n_gibbs_steps, generator)
+    return Dream("generative", molecules[label_index], visible.mean(dim=0).double().numpy(),
+                 visible.std(dim=0).double().numpy() if n_chains > 1 else np.zeros(visible.shape[1]),
+                 [layer.mean(dim=0).double().numpy() for layer in activations])
+
+
+@torch.no_grad()
+def associative_memory_accuracy(network: DeepBeliefNetwork, spectra: torch.Tensor, labels: np.ndarray,
+                                batch_size: int = 4096) -> np.ndarray:
+    """Per label: the share of its spectra for which the top RBM prefers that label (single-gas rows).
+
+    The top RBM classifies by free energy: the label whose one-hot vector, joined to the spectrum's
+    penultimate activations, has the lowest F(v) is the most probable under the RBM (Hinton, Osindero
+    & Teh 2006). A dream can only be as label-specific as this memory: near chance here means the
+    top RBM has not learnt which features go with which label, whatever the classifier's accuracy.
+    """
+    single = labels.sum(axis=1) == 1
+    truth = labels[single].argmax(axis=1)
+    spectra = spectra[torch.as_tensor(single)]
+    one_hot = torch.eye(network.n_labels, dtype=spectra.dtype)
+    predicted = []
+    for start in range(0, len(spectra), batch_size):
+        penultimate = network.up_pass(spectra[start:start + batch_size])
+        free_energy = torch.stack([
+            network.top_rbm.free_energy(torch.cat([penultimate, one_hot[j].expand(len(penultimate), -1)], dim=1))
+            for j in range(network.n_labels)], dim=1)
+        predicted.append(free_energy.argmin(dim=1).numpy())
+    hits = np.concatenate(predicted) == truth if predicted else np.zeros(0, dtype=bool)
+    return np.array([hits[truth == j].mean() if (truth == j).any() else np.nan for j in range(network.n_labels)])
