@@ -1,12 +1,16 @@
 """Forward-model benchmark: speed, convergence, and agreement with TauREx 3 on the same opacities.
 
-    python benchmarks/simulate.py [--cases 20] [--speed-spectra 512] [--paper-spectra 980] [simulate overrides...]
+    python benchmarks/simulate.py [--geometry emission|transmission] [--cases 20] [--speed-spectra 512]
+                                  [--paper-spectra 980] [simulate overrides...]
 
-1. speed: eclipse spectra/s of our EmissionModel at the default settings (one gas, H2O, + CIA +
-   Rayleigh; HD 209458 b) on this machine's cores, best of 3;
+1. speed: spectra/s of our EmissionModel (or TransmissionModel, ``--geometry transmission``, which
+   reads conf/simulate/transmission.yaml) at the default settings (one gas, H2O, + CIA + Rayleigh,
+   no cloud deck; HD 209458 b) on this machine's cores, best of 3;
 2. TauREx 3 (with numba, one process per core, the same cores) on >= 20 random cases: all five
    planets, ten molecules, Guillot profiles, through our cache (cross-sections in TauREx's HDF5
-   layout, CIA in HITRAN format), binned exactly as ours; the same cases timed for its speed;
+   layout, CIA in HITRAN format), binned exactly as ours; the same cases timed for its speed
+   (transmission: cloud-free, plus ``--cloudy-cases`` with decks from the cloud prior, reported apart
+   as ``cloudy_*``: TauREx makes whole layers opaque, we block exactly below the deck's radius);
 3. convergence: the median relative change of the binned spectrum on those cases when the internal
    resolution, the layer count and the angle count are doubled;
 4. the paper-scale set (85,750 spectra): the real generator (with the per-spectrum detectability,
@@ -37,22 +41,22 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from robert.physics.config import SimulateSettings  # noqa: E402
-from robert.physics.model import EmissionModel  # noqa: E402
+from robert.physics.model import ForwardModel, forward_model  # noqa: E402
 from robert.physics.planet import planet_from_config  # noqa: E402
 from robert.physics.priors import sample_parameters  # noqa: E402
 from robert.validation.taurex_compare import (  # noqa: E402
-    TaurexCase,
+    case_for_taurex,
     compare,
     configure_taurex_cache,
     our_depths,
     random_cases,
-    taurex_eclipse_depth,
+    taurex_depth,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANETS = ("gj1214b", "gj436b", "hd189733b", "hd209458b", "wasp12b")
 PAPER_SET = 85_750
-MODELS: dict[str, EmissionModel] = {}  # planet -> model at the benchmarked settings
+MODELS: dict[str, ForwardModel] = {}  # planet -> model at the benchmarked settings
 
 
 def config(*overrides: str) -> dict:
@@ -60,12 +64,12 @@ def config(*overrides: str) -> dict:
         return OmegaConf.to_container(compose("generate", overrides=list(overrides)), resolve=True)
 
 
-def build_models(overrides: list[str], molecules: list[str], cache: Path) -> dict[str, EmissionModel]:
+def build_models(overrides: list[str], molecules: list[str], cache: Path) -> dict[str, ForwardModel]:
     models = {}
     for planet in PLANETS:
         cfg = config(f"planet={planet}", *overrides)
-        models[planet] = EmissionModel.from_cache(SimulateSettings.from_config(cfg["simulate"]),
-                                                  planet_from_config(cfg["planet"]), molecules, cache)
+        models[planet] = forward_model(SimulateSettings.from_config(cfg["simulate"]),
+                                       planet_from_config(cfg["planet"]), molecules, cache)
     return models
 
 
@@ -77,20 +81,19 @@ def _init_taurex_worker(cache: str) -> None:
 def taurex_depths(cases: list[dict], cache: Path, processes: int) -> tuple[np.ndarray, float, float]:
     """TauREx binned depths for every case, and its spectra/s with ``processes`` worker processes: counting
     only its forward model (``model()``, the fair peer of our call) and counting everything (set-up too)."""
-    jobs = [TaurexCase.from_model(MODELS[c["planet"]], c["temperature_K"].numpy(), {c["molecule"]: c["vmr"]})
-            for c in cases]
+    jobs = [case_for_taurex(MODELS, c) for c in cases]
     # spawn, not fork: a forked child of a process that already ran torch's thread pool can hang
     with mp.get_context("spawn").Pool(processes, initializer=_init_taurex_worker, initargs=(str(cache),)) as pool:
-        pool.map(taurex_eclipse_depth, jobs[:processes], chunksize=1)  # warm-up: numba JIT, opacity loading
+        pool.map(taurex_depth, jobs[:processes], chunksize=1)  # warm-up: numba JIT, opacity loading
         start = time.perf_counter()
-        results = pool.map(taurex_eclipse_depth, jobs, chunksize=1)
+        results = pool.map(taurex_depth, jobs, chunksize=1)
         elapsed = time.perf_counter() - start
     model_seconds = sum(seconds for _, seconds in results) / processes  # the processes ran side by side
     return np.array([depth for depth, _ in results]), len(cases) / model_seconds, len(cases) / elapsed
 
 
 def speed(overrides: list[str], cache: Path, n: int) -> float:
-    """Spectra/s of one planet's model with one gas (H2O) + CIA + Rayleigh, best of 3."""
+    """Spectra/s of one planet's model with one gas (H2O) + CIA + Rayleigh (no cloud deck), best of 3."""
     model = build_models(overrides, ["H2O"], cache)["hd209458b"]
     params, vmr = sample_parameters(model.settings, model.planet, n, 1, torch.Generator().manual_seed(0))
     model(params[:model.settings.chunk_size], vmr[:model.settings.chunk_size])  # warm-up and compilation
@@ -108,10 +111,12 @@ def convergence(overrides: list[str], molecules: list[str], cache: Path, cases: 
     doubled = {"resolution": [f"simulate.spectral_stride={settings.spectral_stride // 2}"]
                if settings.spectral_stride % 2 == 0 else None,
                "layers": [f"simulate.n_layers={2 * settings.n_layers}"],
-               "angles": [f"simulate.n_angles={2 * settings.n_angles}"]}
+               # transmission has no angles (chords instead): reported as null
+               "angles": [f"simulate.n_angles={2 * settings.n_angles}"] if settings.geometry == "emission" else None}
     out = {}
     for name, extra in doubled.items():
-        if extra is None:  # the cache has no finer grid to compare with
+        if extra is None:  # the cache has no finer grid to compare with, or the geometry has no such setting
+            out[f"converged_{name}_median_change"] = out[f"converged_{name}_p95_change"] = None
             continue
         merged = {o.split("=")[0]: o for o in [*overrides, *extra]}  # a doubled value replaces the base one
         models = build_models(list(merged.values()), molecules, cache)
@@ -122,7 +127,7 @@ def convergence(overrides: list[str], molecules: list[str], cache: Path, cases: 
                                   MODELS[case["planet"]].levels_bar[-1:].double().cpu().numpy()])
             new = model.profile_bar.double().cpu().numpy()
             case[f"t_{name}"] = torch.as_tensor(np.interp(np.log(new), np.log(old), case_t.numpy()))
-        other = np.array([models[c["planet"]].eclipse_depth_from_profiles(
+        other = np.array([models[c["planet"]].depth_from_profiles(
             c[f"t_{name}"].to(models[c["planet"]].settings.dtype)[None], c["x"])[0].double().numpy() for c in cases])
         change = np.abs(other - base) / base
         out[f"converged_{name}_median_change"] = float(np.median(change))
@@ -137,7 +142,8 @@ def paper_set_seconds(overrides: list[str], cache: Path, n: int) -> tuple[float,
     """
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, str(ROOT / "src" / "generate.py"), "planet=hd209458b", f"cache_dir={cache}",
-               f"dataset.out_dir={out}", f"dataset.spectra_per_planet={n}", f"dataset.shard_size={n}", *overrides]
+               f"dataset.out_dir={out}/datasets", f"dataset.spectra_per_planet={n}", f"dataset.shard_size={n}",
+               *overrides]
         start = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
         elapsed = time.perf_counter() - start
@@ -147,19 +153,25 @@ def paper_set_seconds(overrides: list[str], cache: Path, n: int) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--geometry", choices=("emission", "transmission"), default="emission")
     parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--cloudy-cases", type=int, default=10, help="transmission: extra cases with a cloud deck")
     parser.add_argument("--speed-spectra", type=int, default=512)
     parser.add_argument("--paper-spectra", type=int, default=980)
     parser.add_argument("--cache", type=Path, default=ROOT / "build" / "opacities")
     parser.add_argument("overrides", nargs="*", help="simulate config overrides, e.g. n_angles=4")
     args = parser.parse_args()
-    overrides = [f"simulate.{o}" for o in args.overrides]
+    # the geometry's preset (conf/simulate/<geometry>.yaml), then the user's overrides
+    preset = ["simulate=transmission"] if args.geometry == "transmission" else []
+    overrides = [*preset, *(f"simulate.{o}" for o in args.overrides)]
     cores = len(os.sched_getaffinity(0))
+    load_at_start = os.getloadavg()[0]  # the machine is shared: record how busy it was
     torch.set_num_threads(cores)
     molecules = list(config()["dataset"]["molecules"])
 
     ours_per_s = speed(overrides, args.cache, args.speed_spectra)
-    print(f"ours: {ours_per_s:.0f} spectra/s on {cores} cores (one gas + CIA + Rayleigh)", flush=True)
+    print(f"ours ({args.geometry}): {ours_per_s:.0f} spectra/s on {cores} cores (one gas + CIA + Rayleigh)",
+          flush=True)
 
     # first, while the generator is the only child process (so its peak RSS is the children's maximum)
     paper_seconds, generate_per_s, generate_peak_mb = paper_set_seconds(overrides, args.cache, args.paper_spectra)
@@ -176,6 +188,17 @@ def main() -> None:
               f"{row['median_rel_diff']:.2e}, max {row['max_rel_diff']:.2e}, pearson {row['pearson']:.5f}")
     print(f"TauREx 3: {taurex_per_s:.1f} spectra/s with {cores} processes (forward model only; "
           f"{taurex_wall_per_s:.1f}/s including its set-up per spectrum)", flush=True)
+    cloudy = {}
+    if args.geometry == "transmission" and args.cloudy_cases > 0:
+        with_decks = [c for c in random_cases(MODELS, PLANETS, 4 * args.cloudy_cases, seed=11, clouds=True)
+                      if np.isfinite(c["cloud_top_bar"])][:args.cloudy_cases]
+        deck_result = compare(our_depths(MODELS, with_decks), taurex_depths(with_decks, args.cache, cores)[0],
+                              [{k: c[k] for k in ("planet", "molecule", "vmr", "cloud_top_bar")} for c in with_decks])
+        for row in deck_result.per_case:
+            print(f"  {row['planet']:>9} {row['molecule']:>5} vmr {row['vmr']:.1e} deck {row['cloud_top_bar']:.1e} bar:"
+                  f" median |rel diff| {row['median_rel_diff']:.2e}, pearson {row['pearson']:.5f}")
+        cloudy = {"cloudy_cases": len(with_decks), "cloudy_median_rel_diff": deck_result.median_rel_diff,
+                  "cloudy_max_rel_diff": deck_result.max_rel_diff, "cloudy_min_pearson": deck_result.min_pearson}
 
     conv = convergence(overrides, molecules, args.cache, cases, ours)
     print("convergence (median relative change when doubled):", conv, flush=True)
@@ -190,7 +213,9 @@ def main() -> None:
         "paper_set_seconds": round(paper_seconds, 1), "generate_spectra_per_s": round(generate_per_s, 1),
         "peak_rss_mb": round(generate_peak_mb, 1),
         "benchmark_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "cases": len(cases), "cores": cores, **conv, "overrides": args.overrides}))
+        "cases": len(cases), "cores": cores, **conv, "overrides": args.overrides,
+        "geometry": args.geometry, **cloudy,
+        "load_average_1min": [round(load_at_start, 2), round(os.getloadavg()[0], 2)]}))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Validated settings of the emission forward model, read from ``conf/simulate/*.yaml``.
+"""Validated settings of the forward model, read from ``conf/simulate/*.yaml``.
 
 Every user mistake (bad count, inverted range, unknown choice) raises :class:`UserError` naming the
 config field (``simulate.<field>``) and what is allowed. Configs are OmegaConf nodes or plain mappings.
+``geometry`` and ``clouds`` are optional: absent means emission without clouds, so the emission
+configs (and the hashes of the datasets made from them) stay as they were before transmission existed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +76,20 @@ class TemperaturePrior:
     internal_temperature_K: tuple[float, float]
 
 
+GEOMETRIES = ("emission", "transmission")
+
+
+@dataclass(frozen=True)
+class CloudPrior:
+    """Grey cloud deck (transmission): a share of spectra gets an opaque deck, its top pressure log-uniform."""
+
+    cloudy_fraction: float
+    log10_top_pressure_bar: tuple[float, float]
+
+
+NO_CLOUDS = CloudPrior(cloudy_fraction=0.0, log10_top_pressure_bar=(0.0, 0.0))
+
+
 @dataclass(frozen=True)
 class SimulateSettings:
     """The typed form of ``conf/simulate/default.yaml`` (see the comments there)."""
@@ -93,6 +110,8 @@ class SimulateSettings:
     compile: bool
     device: torch.device
     dtype: torch.dtype
+    geometry: str = "emission"
+    clouds: CloudPrior = NO_CLOUDS
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | DictConfig) -> SimulateSettings:
@@ -137,13 +156,30 @@ class SimulateSettings:
             raise UserError(f"simulate.device {_get(cfg, 'device')!r} is not a torch device "
                             "(cpu, cuda, cuda:0 ...)") from None
         dtype = {"float32": torch.float32, "float64": torch.float64}[choice(cfg, "dtype", ("float32", "float64"))]
+        geometry = choice(cfg, "geometry", GEOMETRIES) if "geometry" in cfg else "emission"
+        clouds = _cloud_prior(cfg, geometry, top, bottom) if "clouds" in cfg else NO_CLOUDS
         return cls(n_layers=n_layers, pressure_top_bar=top, pressure_bottom_bar=bottom,
                    n_angles=positive_int(cfg, "n_angles"), he_h2_ratio=float(he), log10_vmr_range=vmr,
                    temperature=temperature, wavelength_min_um=wl_min, wavelength_max_um=wl_max,
                    n_bins=positive_int(cfg, "output.n_bins"),
                    binning=choice(cfg, "output.binning", ("wavenumber", "wavelength")),
                    spectral_stride=positive_int(cfg, "spectral_stride"), chunk_size=positive_int(cfg, "chunk_size"),
-                   compile=compile_flag, device=device, dtype=dtype)
+                   compile=compile_flag, device=device, dtype=dtype, geometry=geometry, clouds=clouds)
+
+
+def _cloud_prior(cfg: Mapping[str, Any], geometry: str, top_bar: float, bottom_bar: float) -> CloudPrior:
+    fraction = _get(cfg, "clouds.cloudy_fraction")
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction <= 1:
+        raise UserError(f"simulate.clouds.cloudy_fraction must be in [0, 1], got {fraction!r}")
+    if fraction > 0 and geometry != "transmission":
+        raise UserError(f"simulate.clouds.cloudy_fraction is {fraction} but grey cloud decks are modelled in "
+                        "transmission only: set simulate.geometry=transmission or simulate.clouds.cloudy_fraction=0")
+    low, high = value_range(cfg, "clouds.log10_top_pressure_bar")
+    # a deck above the model's top or below Rp (the bottom level) would mean nothing
+    if fraction > 0 and not math.log10(top_bar) <= low <= high <= math.log10(bottom_bar):
+        raise UserError(f"simulate.clouds.log10_top_pressure_bar [{low}, {high}] must lie inside the model "
+                        f"atmosphere [{math.log10(top_bar):g}, {math.log10(bottom_bar):g}] (log10 bar)")
+    return CloudPrior(cloudy_fraction=float(fraction), log10_top_pressure_bar=(low, high))
 
 
 def _positive_range(cfg: Mapping[str, Any], field: str) -> tuple[float, float]:
@@ -156,9 +192,16 @@ def _positive_range(cfg: Mapping[str, Any], field: str) -> tuple[float, float]:
 def load_simulate_config(name: str = "default", overrides: Sequence[str] = (),
                          conf_dir: Path = CONF_DIR) -> SimulateSettings:
     """Compose ``conf/simulate/<name>.yaml`` with dotlist overrides (``n_angles=8``) and validate it."""
+    cfg = OmegaConf.merge(_compose_simulate_file(name, conf_dir), OmegaConf.from_dotlist(list(overrides)))
+    return SimulateSettings.from_config(cfg)  # type: ignore[arg-type]
+
+
+def _compose_simulate_file(name: str, conf_dir: Path) -> DictConfig:
+    """One ``conf/simulate`` file with the files its Hydra ``defaults`` list names (same group) merged under it."""
     path = conf_dir / "simulate" / f"{name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in (conf_dir / "simulate").glob("*.yaml"))
         raise UserError(f"unknown simulate config {name!r}; expected one of: {', '.join(known)}")
-    cfg = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
-    return SimulateSettings.from_config(cfg)  # type: ignore[arg-type]
+    own = OmegaConf.load(path)
+    bases = [_compose_simulate_file(str(base), conf_dir) for base in own.pop("defaults", []) if base != "_self_"]
+    return OmegaConf.merge(*bases, own)  # type: ignore[return-value]

@@ -1,11 +1,13 @@
-"""``EmissionModel``: eclipse depths (B, n_bins) for a batch of temperature profiles and VMRs.
+"""Batched forward models: eclipse depths (``EmissionModel``) or transit depths (``TransmissionModel``).
 
-Composition of the separable pieces: profiles -> chemistry -> atmosphere (column densities) ->
-opacity (gathered cross-sections, CIA, Rayleigh) -> emission (Gauss-Legendre flux) -> binning of the
-planet flux and of the stellar blackbody -> Fp/Fs (Rp/Rs)^2. The batch is cut into fixed-size
-chunks (the last one padded), so every spectrum goes through the same tensor shapes whatever the
-batch size: results are independent of batch size and ``torch.compile`` never recompiles.
-The same code runs on CPU and GPU (``simulate.device``).
+Both compose the same separable pieces up to the layers' vertical optical depths: profiles ->
+chemistry -> atmosphere (column densities) -> opacity (gathered cross-sections, CIA, Rayleigh); they
+differ only in the geometry after that: emission (Gauss-Legendre flux, binned planet flux over the
+binned stellar blackbody, Fp/Fs (Rp/Rs)^2) or transmission (chord optical depths through the shells,
+:mod:`robert.physics.transmission`, binned transit depth). :func:`forward_model` picks one from
+``simulate.geometry``. The batch is cut into fixed-size chunks (the last one padded), so every
+spectrum goes through the same tensor shapes whatever the batch size: results are independent of
+batch size and ``torch.compile`` never recompiles. The same code runs on CPU and GPU (``simulate.device``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
@@ -20,19 +23,21 @@ import torch
 from robert.opacity.cia import CiaTable
 from robert.opacity.xsec_hdf5 import CrossSectionTable
 from robert.physics import atmosphere, binning
-from robert.physics.chemistry import free_chemistry
+from robert.physics.chemistry import Composition, free_chemistry
+from robert.physics.clouds import NO_CLOUD_BAR
 from robert.physics.config import SimulateSettings
 from robert.physics.emission import flux_from_optical_depth, gauss_legendre_mu, planck_wavenumber
 from robert.physics.opacity import LayerOpacity, accumulate_group, layer_optical_depth, load_cache
 from robert.physics.planet import Planet
 from robert.physics.priors import TemperatureParameters
 from robert.physics.profiles import guillot_profile, isothermal_profile
+from robert.physics.transmission import transit_depth_from_optical_depth, transit_geometry
 
 log = logging.getLogger(__name__)
 
 
-class EmissionModel:
-    """Batched emission forward model of one planet for a fixed set of active molecules."""
+class ForwardModel:
+    """What both geometries share: grids, opacity, profiles, chunking, the layers' vertical optical depths."""
 
     def __init__(self, settings: SimulateSettings, planet: Planet, xsecs: Sequence[CrossSectionTable],
                  cias: Sequence[CiaTable]):
@@ -49,23 +54,21 @@ class EmissionModel:
         self.molecules = self.opacity.molecules
         as_t = lambda a: torch.as_tensor(a, device=device, dtype=dtype)  # noqa: E731
         self.wavenumber_cm, self.levels_bar, self.layer_bar = as_t(nu), as_t(levels), as_t(layers)
+        self.wavenumber_grid_cm = nu  # float64 numpy copy of the internal grid
         self.profile_bar = torch.cat([self.layer_bar, self.levels_bar[-1:]])  # layers + bottom boundary
-        mu, w = gauss_legendre_mu(settings.n_angles)
-        self.mu, self.flux_weight = as_t(mu), as_t(2 * w * mu)
         self.binning = binning.to_sparse(binning.binning_matrix(nu, edges_um, settings.binning), device, dtype)
-        star_flux = np.pi * planck_wavenumber(torch.as_tensor(nu), torch.tensor([planet.star.temperature_K]))
-        self.star_flux_binned = binning.bin_flux(self.binning, star_flux.to(device, dtype))[0]  # (n_bins,)
-        # the radiative transfer (exponentials over layers x wavenumbers x angles) is the hot loop: fused
-        # C++/Triton kernel; chunk shapes are fixed, so it compiles once
-        self._flux_kernel: Callable[..., torch.Tensor] = flux_from_optical_depth
-        self._accumulate: Callable[..., torch.Tensor] = accumulate_group
-        if settings.compile:
-            self._flux_kernel = torch.compile(flux_from_optical_depth, dynamic=False)
-            self._accumulate = torch.compile(accumulate_group, dynamic=False)
+        # the hot loops are fused C++/Triton kernels; chunk shapes are fixed, so each compiles once
+        self._eager: dict[str, Callable[..., torch.Tensor]] = {"accumulate": accumulate_group}
+        self._kernels: dict[str, Callable[..., torch.Tensor]] = {}
+
+    def _compile_kernels(self) -> None:
+        """Subclasses add their kernels to ``_eager`` first; compiled copies when ``simulate.compile``."""
+        self._kernels = {name: torch.compile(fn, dynamic=False) if self.settings.compile else fn
+                         for name, fn in self._eager.items()}
 
     @classmethod
     def from_cache(cls, settings: SimulateSettings, planet: Planet, molecules: Sequence[str],
-                   cache_dir: Path) -> EmissionModel:
+                   cache_dir: Path) -> Self:
         xsecs, cias = load_cache(cache_dir, molecules)
         return cls(settings, planet, xsecs, cias)
 
@@ -77,54 +80,158 @@ class EmissionModel:
         iso = isothermal_profile(self.profile_bar, params.isothermal_temperature_K)
         return torch.where(params.isothermal[:, None], iso, guillot)
 
-    def emergent_flux(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> torch.Tensor:
-        """High-resolution planet flux (B, W) [W m^-2 (cm^-1)^-1] on ``self.wavenumber_cm``."""
+    def _check_vmr(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> None:
         n = temperature_K.shape[0]
         if active_vmr.shape != (n, len(self.molecules)):
             raise ValueError(f"active_vmr must be ({n}, {len(self.molecules)}) for {self.molecules}, "
                              f"got {tuple(active_vmr.shape)}")
-        size = self.settings.chunk_size
+
+    def _chunked(self, chunk: Callable[..., torch.Tensor], *per_spectrum: torch.Tensor) -> torch.Tensor:
+        """``chunk`` over fixed-size slices of the per-spectrum tensors (rows), concatenated."""
+        size, n = self.settings.chunk_size, per_spectrum[0].shape[0]
         out = []
         for start in range(0, n, size):
-            t, x = temperature_K[start:start + size], active_vmr[start:start + size]
-            real = t.shape[0]
+            parts = [a[start:start + size] for a in per_spectrum]
+            real = parts[0].shape[0]
             if real < size:  # pad with copies of the last row: same shapes, same numerics for every batch size
-                t = torch.cat([t, t[-1:].expand(size - real, -1)])
-                x = torch.cat([x, x[-1:].expand(size - real, -1)])
-            out.append(self._chunk(t, x)[:real])
+                parts = [torch.cat([a, a[-1:].expand(size - real, *a.shape[1:])]) for a in parts]
+            out.append(self._with_fallback(chunk, *parts)[:real])
         return torch.cat(out)
 
-    def _chunk(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> torch.Tensor:
-        layer_t = temperature_K[:, :-1]
-        comp = free_chemistry(active_vmr, self.opacity.mass_amu, self.settings.he_h2_ratio)
-        column = atmosphere.layer_column_density_cm2(self.levels_bar, self.layer_bar, layer_t, comp.mmw_amu,
-                                                     self.planet)
-        density = atmosphere.number_density_cm3(self.layer_bar, layer_t)
-        index, weight, coef, rayleigh_coef = self.opacity.gather_plan(layer_t, column, density, comp.active_vmr,
-                                                                      comp.h2_vmr)
-        # gases absent from every spectrum of the chunk add nothing: skip their table look-ups (for
-        # single-gas datasets that is most of the molecules); eager, as the group count varies by chunk
-        present = coef.flatten(1).any(dim=1)
-        groups = (self.opacity.rows, index[present], weight[present], coef[present], rayleigh_coef,
-                  self.opacity.rayleigh)
+    def _with_fallback(self, chunk: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
         try:
-            dtau = layer_optical_depth(*groups, accumulate=self._accumulate)
-            return self._flux_kernel(torch.cumsum(dtau, dim=1), temperature_K, self.wavenumber_cm, self.mu,
-                                     self.flux_weight)
+            return chunk(*args)
         except Exception as exc:  # no C++ compiler / unsupported backend: same numbers, just slower
-            if self._flux_kernel is flux_from_optical_depth:
+            if self._kernels == self._eager:
                 raise
             log.warning("torch.compile failed (%s); falling back to eager kernels (simulate.compile=false)",
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            self._flux_kernel, self._accumulate = flux_from_optical_depth, accumulate_group
-            return self._chunk(temperature_K, active_vmr)
+            self._kernels = dict(self._eager)
+            return chunk(*args)
+
+    def layer_optical_depth(self, layer_temperature_K: torch.Tensor, active_vmr: torch.Tensor
+                            ) -> tuple[torch.Tensor, Composition]:
+        """Vertical optical depth of every layer (B, L, W) and the composition, for (B, L) layer temperatures."""
+        comp = free_chemistry(active_vmr, self.opacity.mass_amu, self.settings.he_h2_ratio)
+        column = atmosphere.layer_column_density_cm2(self.levels_bar, self.layer_bar, layer_temperature_K,
+                                                     comp.mmw_amu, self.planet)
+        density = atmosphere.number_density_cm3(self.layer_bar, layer_temperature_K)
+        index, weight, coef, rayleigh_coef = self.opacity.gather_plan(layer_temperature_K, column, density,
+                                                                      comp.active_vmr, comp.h2_vmr)
+        # gases absent from every spectrum of the chunk add nothing: skip their table look-ups (for
+        # single-gas datasets that is most of the molecules); eager, as the group count varies by chunk
+        present = coef.flatten(1).any(dim=1)
+        dtau = layer_optical_depth(self.opacity.rows, index[present], weight[present], coef[present], rayleigh_coef,
+                                   self.opacity.rayleigh, accumulate=self._kernels["accumulate"])
+        return dtau, comp
+
+    def depth_from_profiles(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor,
+                            cloud_top_bar: torch.Tensor | None = None) -> torch.Tensor:
+        """The geometry's spectrum on the output grid, (B, n_bins), for (B, L + 1) temperatures."""
+        raise NotImplementedError
+
+
+class EmissionModel(ForwardModel):
+    """Batched emission forward model of one planet for a fixed set of active molecules."""
+
+    def __init__(self, settings: SimulateSettings, planet: Planet, xsecs: Sequence[CrossSectionTable],
+                 cias: Sequence[CiaTable]):
+        super().__init__(settings, planet, xsecs, cias)
+        as_t = lambda a: torch.as_tensor(a, device=settings.device, dtype=settings.dtype)  # noqa: E731
+        mu, w = gauss_legendre_mu(settings.n_angles)
+        self.mu, self.flux_weight = as_t(mu), as_t(2 * w * mu)
+        star_flux = np.pi * planck_wavenumber(torch.as_tensor(self.wavenumber_grid_cm),
+                                              torch.tensor([planet.star.temperature_K]))
+        self.star_flux_binned = binning.bin_flux(self.binning, star_flux.to(settings.device, settings.dtype))[0]
+        # the radiative transfer (exponentials over layers x wavenumbers x angles) is the hot loop
+        self._eager["flux"] = flux_from_optical_depth
+        self._compile_kernels()
+
+    def emergent_flux(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> torch.Tensor:
+        """High-resolution planet flux (B, W) [W m^-2 (cm^-1)^-1] on ``self.wavenumber_cm``."""
+        self._check_vmr(temperature_K, active_vmr)
+        return self._chunked(self._chunk, temperature_K, active_vmr)
+
+    def _chunk(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> torch.Tensor:
+        dtau, _ = self.layer_optical_depth(temperature_K[:, :-1], active_vmr)
+        return self._kernels["flux"](torch.cumsum(dtau, dim=1), temperature_K, self.wavenumber_cm, self.mu,
+                                     self.flux_weight)
 
     def eclipse_depth_from_profiles(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> torch.Tensor:
         """Fp/Fs (Rp/Rs)^2 on the output grid, (B, n_bins), for given (B, L + 1) temperatures."""
         flux = binning.bin_flux(self.binning, self.emergent_flux(temperature_K, active_vmr))
         return flux / self.star_flux_binned * self.planet.radius_ratio**2
 
+    def depth_from_profiles(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor,
+                            cloud_top_bar: torch.Tensor | None = None) -> torch.Tensor:
+        if cloud_top_bar is not None and bool(torch.isfinite(cloud_top_bar).any()):
+            raise ValueError("cloud decks are modelled in transmission only (simulate.geometry=transmission)")
+        return self.eclipse_depth_from_profiles(temperature_K, active_vmr)
+
     @torch.no_grad()
     def __call__(self, params: TemperatureParameters, active_vmr: torch.Tensor) -> torch.Tensor:
         """Eclipse depths (B, n_bins) for B temperature-parameter sets and active VMRs (B, M)."""
         return self.eclipse_depth_from_profiles(self.temperature_profiles(params), active_vmr)
+
+
+class TransmissionModel(ForwardModel):
+    """Batched transmission forward model: the same atmosphere and opacities as :class:`EmissionModel`, in transit.
+
+    The high-resolution transit depth is binned like the emergent flux (an average over each bin): the
+    stellar flux that would weight it varies by well under 1 % across an R ~ 300 bin.
+    """
+
+    def __init__(self, settings: SimulateSettings, planet: Planet, xsecs: Sequence[CrossSectionTable],
+                 cias: Sequence[CiaTable]):
+        super().__init__(settings, planet, xsecs, cias)
+        # the chord optical depths and exponentials over rays x wavenumbers are the hot loop; the geometry
+        # is small (B x L x L) but ~30 ops, which one fused kernel runs ~10x faster
+        self._eager["transit"] = transit_depth_from_optical_depth
+        self._eager["geometry"] = transit_geometry
+        self._compile_kernels()
+
+    def no_clouds(self, n_spectra: int) -> torch.Tensor:
+        return torch.full((n_spectra,), NO_CLOUD_BAR, device=self.settings.device, dtype=torch.float64)
+
+    def transit_depth_high_res(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor,
+                               cloud_top_bar: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, W) transit depth (R/Rs)^2 on ``self.wavenumber_cm``; ``cloud_top_bar`` (B,), +inf = no deck."""
+        self._check_vmr(temperature_K, active_vmr)
+        if cloud_top_bar is None:
+            cloud_top_bar = self.no_clouds(temperature_K.shape[0])
+        if cloud_top_bar.shape != (temperature_K.shape[0],):
+            raise ValueError(f"cloud_top_bar must be ({temperature_K.shape[0]},), got {tuple(cloud_top_bar.shape)}")
+        return self._chunked(self._chunk, temperature_K, active_vmr, cloud_top_bar.to(torch.float64))
+
+    def _chunk(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor, cloud_top_bar: torch.Tensor
+               ) -> torch.Tensor:
+        layer_t = temperature_K[:, :-1]
+        dtau, comp = self.layer_optical_depth(layer_t, active_vmr)
+        geometry = self._kernels["geometry"](self.levels_bar, self.layer_bar, layer_t, comp.mmw_amu, self.planet,
+                                             cloud_top_bar)
+        airmass, annulus, blocked = (g.to(self.settings.dtype) for g in geometry)
+        return self._kernels["transit"](dtau, airmass, annulus, blocked)
+
+    def transit_depth_from_profiles(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor,
+                                    cloud_top_bar: torch.Tensor | None = None) -> torch.Tensor:
+        """(R/Rs)^2 on the output grid, (B, n_bins), for given (B, L + 1) temperatures."""
+        return binning.bin_flux(self.binning, self.transit_depth_high_res(temperature_K, active_vmr, cloud_top_bar))
+
+    def depth_from_profiles(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor,
+                            cloud_top_bar: torch.Tensor | None = None) -> torch.Tensor:
+        return self.transit_depth_from_profiles(temperature_K, active_vmr, cloud_top_bar)
+
+    @torch.no_grad()
+    def __call__(self, params: TemperatureParameters, active_vmr: torch.Tensor,
+                 cloud_top_bar: torch.Tensor | None = None) -> torch.Tensor:
+        """Transit depths (B, n_bins) for B temperature-parameter sets, active VMRs (B, M) and deck tops (B,)."""
+        return self.transit_depth_from_profiles(self.temperature_profiles(params), active_vmr, cloud_top_bar)
+
+
+GEOMETRY_MODELS: dict[str, type[ForwardModel]] = {"emission": EmissionModel, "transmission": TransmissionModel}
+
+
+def forward_model(settings: SimulateSettings, planet: Planet, molecules: Sequence[str],
+                  cache_dir: Path) -> ForwardModel:
+    """The model of ``settings.geometry`` (validated by :class:`SimulateSettings`) over the cached opacities."""
+    return GEOMETRY_MODELS[settings.geometry].from_cache(settings, planet, molecules, cache_dir)

@@ -6,6 +6,9 @@ missing or stale shard. Labels: ``single`` gives every spectrum exactly one acti
 through the molecules so classes are balanced; ``mixture`` draws a random subset of gases.
 Next to each spectrum we store how detectable each of its gases is: the same atmosphere is
 computed without that gas, and RMS(D_with - D_without) / mean(D_with) is recorded.
+``simulate.geometry`` picks eclipse depths (emission) or transit depths (transmission, with a grey
+cloud deck drawn per spectrum); transmission sets live beside the emission ones, under
+``<dataset.out_dir>-transmission``, so neither overwrites the other.
 """
 
 from __future__ import annotations
@@ -22,11 +25,19 @@ import yaml
 from tqdm import tqdm
 
 from robert.errors import UserError, choice_error
+from robert.physics.clouds import sample_cloud_top_pressure_bar
 from robert.physics.config import SimulateSettings
-from robert.physics.model import EmissionModel
+from robert.physics.model import ForwardModel, forward_model
 from robert.physics.planet import planet_from_config
 from robert.physics.priors import TemperatureParameters, sample_parameters
-from robert.simulate.shards import Shard, list_shards, shard_config_hash, shard_path, write_shard
+from robert.simulate.shards import (
+    Shard,
+    geometry_dataset_dir,
+    list_shards,
+    shard_config_hash,
+    shard_path,
+    write_shard,
+)
 
 COMPOSITIONS = ("single", "mixture")
 
@@ -64,9 +75,12 @@ def composition_labels(composition: Mapping, n_spectra: int, n_molecules: int, f
     return (positions < sizes[:, None]).to(torch.float64)
 
 
-def detectability(model: EmissionModel, temperature_K: torch.Tensor, vmr: torch.Tensor,
-                  depth: torch.Tensor) -> torch.Tensor:
-    """(B, M): RMS(D_with - D_without gas m) / mean(D_with) for each present gas, NaN where absent."""
+def detectability(model: ForwardModel, temperature_K: torch.Tensor, vmr: torch.Tensor,
+                  depth: torch.Tensor, cloud_top_bar: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, M): RMS(D_with - D_without gas m) / mean(D_with) for each present gas, NaN where absent.
+
+    The reference keeps everything else, the cloud deck included.
+    """
     out = torch.full(vmr.shape, float("nan"), dtype=torch.float64)
     for m in range(vmr.shape[1]):
         rows = torch.nonzero(vmr[:, m] > 0).flatten()
@@ -74,7 +88,8 @@ def detectability(model: EmissionModel, temperature_K: torch.Tensor, vmr: torch.
             continue
         without = vmr[rows].clone()
         without[:, m] = 0.0
-        reference = model.eclipse_depth_from_profiles(temperature_K[rows], without)
+        clouds = None if cloud_top_bar is None else cloud_top_bar[rows]
+        reference = model.depth_from_profiles(temperature_K[rows], without, clouds)
         diff = (depth[rows] - reference).double()
         out[rows.cpu(), m] = (diff.pow(2).mean(1).sqrt() / depth[rows].double().mean(1)).cpu()
     return out
@@ -121,9 +136,9 @@ def generate_planet(cfg: Mapping, planet_key: str, root: Path,
     planet = planet_from_config(cfg["planet"], where="planet")
     cache_dir = root / cfg["cache_dir"]
     provenance = cache_provenance(cache_dir, molecules)
-    model = EmissionModel.from_cache(settings, planet, molecules, cache_dir)
+    model = forward_model(settings, planet, molecules, cache_dir)
 
-    out_dir = root / dataset["out_dir"] / kind / planet_key
+    out_dir = geometry_dataset_dir(root / dataset["out_dir"], settings.geometry) / kind / planet_key
     # what the spectra depend on (not where they are written)
     content = {k: v for k, v in dataset.items() if k != "out_dir"}
     digest = hashlib.sha256(json.dumps([cfg["simulate"], cfg["planet"], content, composition, provenance],
@@ -131,7 +146,8 @@ def generate_planet(cfg: Mapping, planet_key: str, root: Path,
     n_shards = math.ceil(n_total / shard_size)
     for stale in list_shards(out_dir)[n_shards:]:
         stale.unlink()  # left over from a larger earlier configuration
-    bar = tqdm(total=n_total, unit="spectra", desc=f"{planet_key} ({kind})", disable=not progress)
+    bar = tqdm(total=n_total, unit="spectra", desc=f"{planet_key} ({kind}, {settings.geometry})",
+               disable=not progress)
     for index in range(n_shards):
         first, n = index * shard_size, min(shard_size, n_total - index * shard_size)
         path = shard_path(out_dir, index)
@@ -142,21 +158,28 @@ def generate_planet(cfg: Mapping, planet_key: str, root: Path,
         params, vmr = sample_parameters(settings, planet, n, len(molecules), generator)
         labels = composition_labels(composition, n, len(molecules), first, generator)
         vmr = vmr * labels.to(vmr.device, vmr.dtype)
+        # drawn last, and only for transmission: the emission draws (and shards) stay as they were
+        clouds = (sample_cloud_top_pressure_bar(settings.clouds, n, generator).to(settings.device)
+                  if settings.geometry == "transmission" else None)
         temperature = model.temperature_profiles(params)
         # spectra with the same set of gases side by side: the model skips absent gases per chunk
         order = torch.argsort((labels * 2.0 ** torch.arange(len(molecules))).sum(1), stable=True)
         inverse = torch.argsort(order)
         with torch.no_grad():
             t_sorted, x_sorted = temperature[order.to(temperature.device)], vmr[order.to(vmr.device)]
-            depth_sorted = model.eclipse_depth_from_profiles(t_sorted, x_sorted)
-            detect = detectability(model, t_sorted, x_sorted, depth_sorted)[inverse]
+            c_sorted = None if clouds is None else clouds[order.to(clouds.device)]
+            depth_sorted = model.depth_from_profiles(t_sorted, x_sorted, c_sorted)
+            detect = detectability(model, t_sorted, x_sorted, depth_sorted, c_sorted)[inverse]
             depth = depth_sorted[inverse.to(depth_sorted.device)]
+        columns = parameter_columns(params, vmr, molecules)
+        if clouds is not None:
+            columns["cloud_top_pressure_bar"] = clouds.cpu().double().numpy()  # +inf: no deck
         write_shard(path, Shard(
             eclipse_depth=depth.cpu().numpy(), wavelength_um=np.asarray(model.wavelength_um),
             labels=labels.numpy(), detectability=detect.numpy(),
-            params=parameter_columns(params, vmr, molecules), planet=planet_key, molecules=molecules,
+            params=columns, planet=planet_key, molecules=molecules,
             provenance=provenance, composition=kind, seed=int(dataset["seed"]), shard_index=index,
-            config_hash=digest, extra_attrs={"planet_name": planet.name}))
+            config_hash=digest, extra_attrs={"planet_name": planet.name}, geometry=settings.geometry))
         bar.update(n)
     bar.close()
     log(f"{planet_key}: {n_total} spectra in {n_shards} shards under {out_dir}")

@@ -6,12 +6,16 @@ is killed resumes at the first missing (or stale) shard. Writes carry no timesta
 same seed gives byte-identical files.
 
 Layout of ``shard-NNNNN.h5``:
-  eclipse_depth (N, n_wavelength) float32   Fp/Fs, noiseless (noise is added at training time)
+  eclipse_depth (N, n_wavelength) float32   Fp/Fs (Rp/Rs)^2, noiseless (noise is added at training time);
+                                            transmission shards hold transit_depth (R/Rs)^2 instead
   wavelength_um (n_wavelength,) float64     output-grid bin centres
   labels (N, n_molecules) uint8             1 where the molecule is in the atmosphere
   detectability (N, n_molecules) float32    RMS(D_with - D_without)/mean(D_with), NaN if absent
   params/<name> (N,) float32                every sampled parameter
-  attrs: planet, molecules (JSON), provenance (JSON), composition, seed, shard_index, config_hash
+  attrs: planet, molecules (JSON), provenance (JSON), composition, seed, shard_index, config_hash,
+         geometry (transmission only; absent = emission, as in shards written before transmission existed)
+In memory the spectrum is ``Shard.eclipse_depth`` whatever the geometry (readers need no change);
+``Shard.geometry`` says what it is.
 """
 
 from __future__ import annotations
@@ -42,6 +46,17 @@ class Shard:
     shard_index: int
     config_hash: str
     extra_attrs: dict[str, str] = field(default_factory=dict)
+    geometry: str = "emission"
+
+
+# the on-disk name of the spectrum of each geometry
+DEPTH_DATASET = {"emission": "eclipse_depth", "transmission": "transit_depth"}
+
+
+def geometry_dataset_dir(out_dir: Path, geometry: str) -> Path:
+    """Where a geometry's dataset lives: emission at ``out_dir`` (as always), others at ``<out_dir>-<geometry>``."""
+    out_dir = Path(out_dir)
+    return out_dir if geometry == "emission" else out_dir.with_name(f"{out_dir.name}-{geometry}")
 
 
 def shard_path(out_dir: Path, index: int) -> Path:
@@ -53,7 +68,7 @@ def write_shard(path: Path, shard: Shard) -> None:
         def put(name: str, data: np.ndarray, dtype) -> None:
             f.create_dataset(name, data=np.asarray(data, dtype=dtype), track_times=False)
 
-        put("eclipse_depth", shard.eclipse_depth, np.float32)
+        put(DEPTH_DATASET[shard.geometry], shard.eclipse_depth, np.float32)
         put("wavelength_um", shard.wavelength_um, np.float64)
         put("labels", shard.labels, np.uint8)
         put("detectability", shard.detectability, np.float32)
@@ -68,6 +83,8 @@ def write_shard(path: Path, shard: Shard) -> None:
         f.attrs["config_hash"] = shard.config_hash
         for key, value in sorted(shard.extra_attrs.items()):
             f.attrs[key] = value
+        if shard.geometry != "emission":  # emission shards keep their earlier bytes
+            f.attrs["geometry"] = shard.geometry
 
 
 def shard_config_hash(path: Path) -> str | None:
@@ -84,15 +101,18 @@ def read_shard(path: Path) -> Shard:
     try:
         with h5py.File(path, "r") as f:
             a = f.attrs
+            geometry = str(a.get("geometry", "emission"))
             return Shard(
-                eclipse_depth=f["eclipse_depth"][()], wavelength_um=f["wavelength_um"][()],
+                eclipse_depth=f[DEPTH_DATASET[geometry]][()], wavelength_um=f["wavelength_um"][()],
                 labels=f["labels"][()], detectability=f["detectability"][()],
                 params={k: f["params"][k][()] for k in f["params"]} if "params" in f else {},
                 planet=str(a["planet"]), molecules=json.loads(a["molecules"]),
                 provenance=json.loads(a["provenance"]), composition=str(a["composition"]),
                 seed=int(a["seed"]), shard_index=int(a["shard_index"]), config_hash=str(a["config_hash"]),
                 extra_attrs={k: str(v) for k, v in a.items() if k not in {
-                    "planet", "molecules", "provenance", "composition", "seed", "shard_index", "config_hash"}},
+                    "planet", "molecules", "provenance", "composition", "seed", "shard_index", "config_hash",
+                    "geometry"}},
+                geometry=geometry,
             )
     except (OSError, KeyError) as exc:
         raise UserError(f"{path} is not a complete RobERt dataset shard ({exc})") from None

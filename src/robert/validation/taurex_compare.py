@@ -3,9 +3,12 @@
 TauREx reads our cache directly (cross-sections in its HDF5 layout, CIA in HITRAN format).
 Each case hands TauREx our planet, star, pressure levels, temperature profile (interpolated in
 log P at TauREx's own layer pressures, which are the same geometric means as ours) and
-constant mixing ratios over an H2/He fill. TauREx's emergent Fp/Fs on the cache grid is turned
-back into planet flux with the same stellar blackbody and binned with *our* binning matrix, so
-any difference left is the radiative transfer and atmosphere code, not the binning.
+constant mixing ratios over an H2/He fill, to its ``EmissionModel`` or ``TransmissionModel``
+(our model's ``simulate.geometry``; a cloud deck becomes its ``SimpleCloudsContribution``).
+Emission: TauREx's emergent Fp/Fs on the cache grid is turned back into planet flux with the same
+stellar blackbody and binned with *our* binning matrix; transmission: its transit depth is binned
+with our matrix directly. Any difference left is the radiative transfer and atmosphere code, not
+the binning.
 Optional: needs ``pip install -e '.[validate]'`` (taurex, numba).
 """
 
@@ -22,9 +25,10 @@ import torch
 
 from robert.errors import UserError
 from robert.physics import binning
+from robert.physics.clouds import NO_CLOUD_BAR, sample_cloud_top_pressure_bar
 from robert.physics.config import SimulateSettings
 from robert.physics.emission import planck_wavenumber
-from robert.physics.model import EmissionModel
+from robert.physics.model import ForwardModel
 from robert.physics.planet import Planet
 from robert.physics.priors import sample_parameters
 
@@ -58,20 +62,34 @@ class TaurexCase:
     profile_bar: np.ndarray  # our layer pressures, then the bottom level
     temperature_K: np.ndarray  # on profile_bar
     vmr: dict[str, float]
+    cloud_top_bar: float = NO_CLOUD_BAR  # transmission only
+
+    @property
+    def geometry(self) -> str:
+        return self.settings.geometry
 
     @classmethod
-    def from_model(cls, model: EmissionModel, temperature_K: np.ndarray, vmr: dict[str, float]) -> TaurexCase:
+    def from_model(cls, model: ForwardModel, temperature_K: np.ndarray, vmr: dict[str, float],
+                   cloud_top_bar: float = NO_CLOUD_BAR) -> TaurexCase:
         return cls(model.planet, model.settings, model.wavenumber_cm.double().cpu().numpy(),
-                   model.profile_bar.double().cpu().numpy(), np.asarray(temperature_K, dtype=float), vmr)
+                   model.profile_bar.double().cpu().numpy(), np.asarray(temperature_K, dtype=float), vmr,
+                   float(cloud_top_bar))
 
 
 def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
-    """TauREx Fp/Fs on ``case.wavenumber_cm``, and the seconds its forward model took (after ``build``)."""
+    """TauREx's spectrum on ``case.wavenumber_cm`` (Fp/Fs for emission, (R/Rs)^2 for transmission), and the
+    seconds its forward model took (after ``build``)."""
     from astropy import units as u
     from taurex.chemistry import ConstantGas, TaurexChemistry
-    from taurex.contributions import AbsorptionContribution, CIAContribution, RayleighContribution
+    from taurex.contributions import (
+        AbsorptionContribution,
+        CIAContribution,
+        RayleighContribution,
+        SimpleCloudsContribution,
+    )
     from taurex.data.profiles.temperature.temparray import TemperatureArray
     from taurex.model import EmissionModel as TaurexEmission
+    from taurex.model import TransmissionModel as TaurexTransmission
     from taurex.planet import Planet as TaurexPlanet
     from taurex.pressure import SimplePressureProfile
     from taurex.stellar import BlackbodyStar
@@ -81,7 +99,9 @@ def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
     for name, x in case.vmr.items():
         if x > 0:
             chemistry.addGas(ConstantGas(name, mix_ratio=float(x)))
-    tx = TaurexEmission(
+    geometry = {"emission": lambda **kw: TaurexEmission(ngauss=settings.n_angles, **kw),
+                "transmission": TaurexTransmission}[case.geometry]
+    tx = geometry(
         planet=TaurexPlanet(planet_radius=(planet.radius_m * u.m).to(u.R_jup).value,
                             planet_mass=(planet.mass_kg * u.kg).to(u.M_jup).value),
         star=BlackbodyStar(temperature=planet.star.temperature_K,
@@ -92,10 +112,12 @@ def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
         # TauREx orders profiles bottom first (its out-of-range fill values assume so): reverse=True
         temperature_profile=TemperatureArray(tp_array=case.temperature_K, p_points=case.profile_bar * PA_PER_BAR,
                                              reverse=True),
-        chemistry=chemistry, ngauss=settings.n_angles)
+        chemistry=chemistry)
     tx.add_contribution(AbsorptionContribution())
     tx.add_contribution(CIAContribution(cia_pairs=["H2-H2", "H2-He"]))
     tx.add_contribution(RayleighContribution())
+    if np.isfinite(case.cloud_top_bar):
+        tx.add_contribution(SimpleCloudsContribution(clouds_pressure=case.cloud_top_bar * PA_PER_BAR))
     tx.build()
     start = time.perf_counter()
     native_nu, fpfs, _, _ = tx.model()
@@ -104,27 +126,36 @@ def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
 
 
 def bin_like_ours(case: TaurexCase, fpfs_high_res: np.ndarray) -> np.ndarray:
-    """Binned eclipse depth from a high-resolution Fp/Fs, binning the planet *flux* as our model does."""
+    """Binned eclipse depth from a high-resolution Fp/Fs, binning the planet *flux* as our model does;
+    binned transit depth (the depth averaged over each bin, as ours) for transmission."""
     planet, settings = case.planet, case.settings
-    nu = torch.as_tensor(case.wavenumber_cm, dtype=torch.float64)
-    star = np.pi * planck_wavenumber(nu, torch.tensor([planet.star.temperature_K], dtype=torch.float64))
-    planet_flux = torch.as_tensor(fpfs_high_res, dtype=torch.float64) * star[0] / planet.radius_ratio**2
     _, edges_um = binning.output_grid_um(settings.wavelength_min_um, settings.wavelength_max_um, settings.n_bins)
     matrix = binning.to_sparse(binning.binning_matrix(case.wavenumber_cm, edges_um, settings.binning),
                                torch.device("cpu"), torch.float64)
+    if case.geometry == "transmission":
+        return binning.bin_flux(matrix, torch.as_tensor(fpfs_high_res, dtype=torch.float64)[None])[0].numpy()
+    nu = torch.as_tensor(case.wavenumber_cm, dtype=torch.float64)
+    star = np.pi * planck_wavenumber(nu, torch.tensor([planet.star.temperature_K], dtype=torch.float64))
+    planet_flux = torch.as_tensor(fpfs_high_res, dtype=torch.float64) * star[0] / planet.radius_ratio**2
     ratio = binning.bin_flux(matrix, planet_flux[None])[0] / binning.bin_flux(matrix, star)[0]
     return ratio.numpy() * planet.radius_ratio**2
 
 
-def taurex_eclipse_depth(case: TaurexCase) -> tuple[np.ndarray, float]:
+def taurex_depth(case: TaurexCase) -> tuple[np.ndarray, float]:
     """TauREx's spectrum for ``case`` on our 901-point output grid, and its forward-model seconds."""
-    fpfs, seconds = taurex_fpfs(case)
-    return bin_like_ours(case, fpfs), seconds
+    spectrum, seconds = taurex_fpfs(case)
+    return bin_like_ours(case, spectrum), seconds
 
 
-def random_cases(models: Mapping[str, EmissionModel], planets: Sequence[str], n_cases: int,
-                 seed: int = 7) -> list[dict]:
-    """n_cases (planet, molecule, temperature profile, VMR) from the models' priors, cycling planets and molecules."""
+taurex_eclipse_depth = taurex_depth  # the emission name, kept for its callers
+
+
+def random_cases(models: Mapping[str, ForwardModel], planets: Sequence[str], n_cases: int,
+                 seed: int = 7, clouds: bool = False) -> list[dict]:
+    """n_cases (planet, molecule, temperature profile, VMR) from the models' priors, cycling planets and molecules.
+
+    ``clouds``: also a deck top from the models' cloud prior (``cloud_top_bar``, +inf = none); else none.
+    """
     gen = torch.Generator().manual_seed(seed)
     cases = []
     for i in range(n_cases):
@@ -134,17 +165,27 @@ def random_cases(models: Mapping[str, EmissionModel], planets: Sequence[str], n_
         params, vmr = sample_parameters(model.settings, model.planet, 1, len(model.molecules), gen)
         x = torch.zeros_like(vmr)
         x[0, m] = vmr[0, m]
+        deck = float(sample_cloud_top_pressure_bar(model.settings.clouds, 1, gen)[0]) if clouds else NO_CLOUD_BAR
         cases.append({"planet": planet, "molecule": model.molecules[m], "vmr": float(vmr[0, m]),
-                      "temperature_K": model.temperature_profiles(params)[0].double(), "x": x})
+                      "temperature_K": model.temperature_profiles(params)[0].double(), "x": x,
+                      "cloud_top_bar": deck})
     return cases
 
 
-def our_depths(models: Mapping[str, EmissionModel], cases: list[dict]) -> np.ndarray:
+def case_for_taurex(models: Mapping[str, ForwardModel], case: dict) -> TaurexCase:
+    """The :class:`TaurexCase` of one of :func:`random_cases`."""
+    return TaurexCase.from_model(models[case["planet"]], case["temperature_K"].numpy(),
+                                 {case["molecule"]: case["vmr"]}, case.get("cloud_top_bar", NO_CLOUD_BAR))
+
+
+def our_depths(models: Mapping[str, ForwardModel], cases: list[dict]) -> np.ndarray:
     out = []
     for case in cases:
         model = models[case["planet"]]
         t = case["temperature_K"].to(model.settings.device, model.settings.dtype)
-        out.append(model.eclipse_depth_from_profiles(t[None], case["x"])[0].double().cpu().numpy())
+        deck = torch.tensor([case.get("cloud_top_bar", NO_CLOUD_BAR)], dtype=torch.float64)
+        clouds = deck.to(model.settings.device) if model.settings.geometry == "transmission" else None
+        out.append(model.depth_from_profiles(t[None], case["x"], clouds)[0].double().cpu().numpy())
     return np.array(out)
 
 
@@ -161,7 +202,7 @@ def normalise(spectrum: np.ndarray) -> np.ndarray:
 
 
 def compare(ours: np.ndarray, theirs: np.ndarray, labels: list[dict]) -> Comparison:
-    """Relative differences of eclipse depth (per bin) and Pearson r of the [0,1]-normalised spectra."""
+    """Relative differences of the depth (per bin) and Pearson r of the [0,1]-normalised spectra."""
     rel = np.abs(ours - theirs) / np.abs(theirs)
     pearson = [float(np.corrcoef(normalise(a), normalise(b))[0, 1]) for a, b in zip(ours, theirs, strict=True)]
     per_case = [dict(label, median_rel_diff=float(np.median(r)), max_rel_diff=float(r.max()), pearson=p)
