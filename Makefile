@@ -40,6 +40,7 @@ bench: data
 	$(PY) benchmarks/opacities.py
 	$(PY) benchmarks/validate_opacity.py
 	$(PY) benchmarks/simulate.py
+	$(PY) benchmarks/tune.py
 
 ## ui: the MLflow UI on the default local store, bound to localhost
 ui: venv

@@ -7,7 +7,13 @@ Writes under ``evaluate.out_dir``:
   accuracy_vs_snr.csv               accuracy and macro-F1 at each ``evaluate.snr_grid`` SNR (DVC plot)
   accuracy_vs_mixing_ratio.csv      share of present gases identified, by log10 mixing-ratio bin
   accuracy_vs_detectability.csv     the same by log10 detectability bin (where the limit is physical)
+  accuracy_vs_<parameter>.csv       the same by log10 bin of each sampled parameter named in
+                                    ``evaluate.accuracy_by_parameter`` that the test set has (e.g. the
+                                    cloud-top pressure of transmission sets); non-finite values (+inf: no
+                                    cloud deck) are left out of the bins and scored apart in metrics.json
   confusion_matrix.{png,json}       at the default SNR
+  reliability.{csv,png}             reliability diagram (predicted probability vs observed frequency, every
+                                    spectrum x molecule pair) at the default SNR: ``ece``, ``ece_top_label``
   leave_one_planet_out.csv          with evaluate.leave_one_planet_out=true
 All of it also goes to the evaluated model's MLflow run (under ``evaluation/``), with test metrics.
 
@@ -36,6 +42,7 @@ from mlflow.tracking import MlflowClient
 
 from robert.data.datamodule import SpectraDataModule, resolve_planets
 from robert.errors import UserError
+from robert.inference.calibration import write_reliability
 from robert.tracking.setup import configure_tracking
 from robert.training.metrics import classification_metrics, confusion_matrix, write_confusion
 from robert.training.train import build_datamodule, train
@@ -100,6 +107,22 @@ def binned_accuracy(values: np.ndarray, hit: np.ndarray, n_bins: int, name: str)
                           f"log10_{name}_high": round(high, 4),
                           "accuracy": float(hit[members].mean()), "n": int(members.sum())})
     return table
+
+
+def detectable_metrics(detectability: np.ndarray, hit: np.ndarray, snr: float | None, n_bins: int,
+                       threshold: float) -> dict[str, float]:
+    """Accuracy on the present gases whose feature stands out of the noise, and their share.
+
+    A gas's feature S/N over the whole spectrum: its per-bin RMS signal is detectability x mean depth
+    and the per-bin noise is mean depth / SNR, so S/N = detectability x SNR x sqrt(n_bins). Below a
+    few sigma no classifier can tell the gas is there: that part of the test set is the physical limit.
+    """
+    if snr is None:
+        return {}
+    feature_snr = np.nan_to_num(detectability.astype(float)) * float(snr) * math.sqrt(n_bins)
+    visible = feature_snr >= threshold
+    return {"detectable_feature_snr": threshold, "detectable_fraction": float(visible.mean()),
+            "test_accuracy_detectable": float(hit[visible].mean()) if visible.any() else float("nan")}
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -179,6 +202,10 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
     metrics = classification_metrics(probs, labels, datamodule.molecules)
     files = write_confusion(confusion_matrix(probs, labels), datamodule.molecules, out_dir,
                             f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}")
+    reliability_files, calibration_errors = write_reliability(probs, labels, datamodule.molecules,
+                                               int(cfg["inference"]["calibration"]["reliability_bins"]), out_dir,
+                                               f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}")
+    files += reliability_files
     files.append(write_csv(out_dir / "per_molecule.csv",
                            [{"molecule": m, **v} for m, v in metrics["per_molecule"].items()]))
     snr_rows = []
@@ -195,6 +222,17 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
     files.append(write_csv(out_dir / "accuracy_vs_detectability.csv",
                            binned_accuracy(spectra.detectability[pairs[:, 0], pairs[:, 1]], hit, n_bins,
                                            "detectability")))
+    detectable = detectable_metrics(spectra.detectability[pairs[:, 0], pairs[:, 1]], hit, datamodule.snr,
+                                    x.shape[1], float(cfg["evaluate"]["detectable_feature_snr"]))
+    where_not_finite = {}
+    for parameter in cfg["evaluate"].get("accuracy_by_parameter") or ():
+        if parameter not in spectra.params:
+            continue  # a parameter this set does not sample (clouds in an emission set)
+        values = spectra.params[parameter][pairs[:, 0]]
+        files.append(write_csv(out_dir / f"accuracy_vs_{parameter}.csv",
+                               binned_accuracy(values, hit, n_bins, parameter)))
+        if not np.isfinite(values).all():
+            where_not_finite[parameter] = float(hit[~np.isfinite(values)].mean())
     if cfg["evaluate"].get("leave_one_planet_out"):
         lopo = leave_one_planet_out(cfg, root, planets)
         files.append(write_csv(out_dir / "leave_one_planet_out.csv", lopo))
@@ -209,6 +247,8 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
         "model": name, "version": version, "planets": planets, "composition": composition,
         "snr": datamodule.snr, "test_accuracy": metrics.get("accuracy", metrics["exact_match"]),
         "macro_f1": metrics["macro_f1"], "exact_match": metrics["exact_match"], "n_test": metrics["n_spectra"],
+        **calibration_errors, **detectable,
+        **({"accuracy_where_parameter_not_finite": where_not_finite} if where_not_finite else {}),
         "f1": {m: v["f1"] for m, v in metrics["per_molecule"].items()},
         "per_molecule": metrics["per_molecule"],
         **({"mixture_macro_f1": metrics["macro_f1"]} if composition == "mixture" else {}),
@@ -222,9 +262,12 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
 
     run_id = client.get_model_version(name, version).run_id
     flat = {"test/accuracy": summary["test_accuracy"], "test/macro_f1": summary["macro_f1"],
-            "test/exact_match": summary["exact_match"],
+            "test/exact_match": summary["exact_match"], **{f"test/{k}": v for k, v in calibration_errors.items()},
             **{f"test/f1_{m}": v for m, v in summary["f1"].items()},
             **{f"test/accuracy_snr_{row['snr']}": row["accuracy"] for row in snr_rows}}
+    if "test_accuracy_detectable" in summary:
+        flat |= {"test/accuracy_detectable": summary["test_accuracy_detectable"],
+                 "test/detectable_fraction": summary["detectable_fraction"]}
     if champion_score is not None:
         flat["test/champion_score"] = champion_score
     with mlflow.start_run(run_id=run_id):

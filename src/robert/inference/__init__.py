@@ -1,0 +1,1 @@
+"""Inference on observed spectra: reading, coverage matching, resampling, calibration, prediction."""

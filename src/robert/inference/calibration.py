@@ -1,0 +1,177 @@
+"""Calibration on held-out spectra: per-molecule thresholds, ROC AUC vs SNR, reliability diagram and ECE.
+
+* Thresholds (validation set, training SNR): per molecule, the probability cut that maximises its
+  one-vs-rest F1. Stored with the model; "detected" means P >= threshold.
+* Pairwise ROC AUC on the validation set at each ``calibration.snr_grid`` SNR: ``pair_auc[m, j]`` is how
+  well P(m) ranks spectra holding m above spectra holding j (rows with both or neither left out). Why
+  pairwise and not one-vs-rest: with one gas per training spectrum, a molecule the coverage cannot see
+  at all still gets a one-vs-rest AUC well above 0.5 because every VISIBLE gas excludes it; against
+  another invisible gas its pairwise AUC stays at chance. :func:`robert.inference.coverage.constrained`
+  reads the minimum over partners.
+* Reliability (test set, evaluation stage): every (spectrum, molecule) probability against whether the
+  molecule is present, in equal-width probability bins; ECE = sum_b n_b/N |frequency_b - mean P_b|.
+  Pooled over all pairs it is dominated by the many confidently-absent pairs, so the top-label version
+  (each spectrum's highest probability against whether that molecule is the one present) is given too.
+
+ROC AUC by the rank statistic (Mann-Whitney U, ties averaged) with ``scipy.stats.rankdata``. scipy and
+matplotlib are imported where used: the loaded model (CLI, REST) only reads a stored calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robert.atomic import atomic_output, atomic_write_bytes
+
+
+def roc_auc(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(M,) ROC AUC of each column; NaN where a column has no positives or no negatives."""
+    from scipy.stats import rankdata
+
+    truth = labels > 0.5
+    ranks = rankdata(probs, axis=0)
+    n_pos, n_neg = truth.sum(0), (~truth).sum(0)
+    u = (ranks * truth).sum(0) - n_pos * (n_pos + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+
+
+def pairwise_auc(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(M, M): [m, j] = AUC of P(m) on rows with m but not j against rows with j but not m; NaN on the diagonal."""
+    truth = labels > 0.5
+    n = probs.shape[1]
+    table = np.full((n, n), np.nan)
+    for m in range(n):
+        for j in range(n):
+            if j != m:
+                rows = truth[:, m] != truth[:, j]
+                table[m, j] = roc_auc(probs[rows][:, [m]], truth[rows][:, [m]])[0]
+    return table
+
+
+def f1_thresholds(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the threshold t (P >= t means present) of maximal F1, and that F1.
+
+    Every t between the lowest probability kept and the highest one left out gives that F1; the midpoint
+    is taken (not the lowest kept value, which a new spectrum of the class falls below half of the time
+    when the validation classes separate cleanly).
+    """
+    thresholds, scores = [], []
+    for column in range(probs.shape[1]):
+        p, truth = probs[:, column], labels[:, column] > 0.5
+        order = np.argsort(-p, kind="stable")
+        p_sorted, tp = p[order], np.cumsum(truth[order])
+        last = np.flatnonzero(np.r_[p_sorted[1:] != p_sorted[:-1], True])  # cut after each distinct value
+        predicted = last + 1
+        f1 = 2 * tp[last] / (predicted + truth.sum())
+        best = int(np.argmax(f1))
+        left_out = p_sorted[last[best] + 1] if last[best] + 1 < len(p_sorted) else 0.0
+        thresholds.append(float(p_sorted[last[best]] + left_out) / 2)
+        scores.append(float(f1[best]))
+    return np.asarray(thresholds), np.asarray(scores)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a model knows about its own reliability (``calibration.json`` with the model)."""
+
+    molecules: list[str]
+    thresholds: np.ndarray          # (M,)
+    validation_f1: np.ndarray       # (M,) at the thresholds, training SNR
+    training_snr: float | None
+    snr_grid: list[float]
+    pair_auc: np.ndarray            # (len(snr_grid), M, M) validation set; NaN on the diagonal / no rows
+    min_auc: float
+
+    def separability(self) -> tuple[np.ndarray, np.ndarray]:
+        """(G, M) the worst pairwise AUC of each molecule at each grid SNR, and (G, M) that partner's index."""
+        filled = np.where(np.isnan(self.pair_auc), np.inf, self.pair_auc)
+        worst = filled.min(axis=2)
+        return np.where(np.isinf(worst), np.nan, worst), filled.argmin(axis=2)  # no partner rows: unknown (NaN)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"molecules": self.molecules, "thresholds": self.thresholds.tolist(),
+                "validation_f1": self.validation_f1.tolist(), "training_snr": self.training_snr,
+                "snr_grid": self.snr_grid, "min_auc": self.min_auc,
+                "pair_auc": np.where(np.isnan(self.pair_auc), None, self.pair_auc).tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Calibration:
+        return cls(list(data["molecules"]), np.asarray(data["thresholds"], float),
+                   np.asarray(data["validation_f1"], float), data["training_snr"], list(data["snr_grid"]),
+                   np.asarray(data["pair_auc"], dtype=float), float(data["min_auc"]))
+
+
+def calibrate(predict: Callable[[np.ndarray], np.ndarray], validation: Callable[[float | None], tuple],
+              molecules: list[str], training_snr: float | None, settings: Mapping) -> Calibration:
+    """Thresholds at the training SNR and pairwise AUCs over ``settings['snr_grid']`` from the validation set.
+
+    ``validation(snr)`` returns (x normalised, y) of the validation split at that SNR.
+    """
+    x, y = validation(training_snr)
+    thresholds, f1 = f1_thresholds(predict(np.asarray(x)), np.asarray(y))
+    grid = [float(s) for s in settings["snr_grid"]]
+    auc = np.stack([pairwise_auc(predict(np.asarray(x_s)), np.asarray(y_s)) for x_s, y_s in map(validation, grid)])
+    return Calibration(molecules, thresholds, f1, training_snr, grid, auc, float(settings["min_auc"]))
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> tuple[list[dict[str, Any]], float]:
+    """Reliability table (one row per non-empty bin) and the expected calibration error, all pairs pooled."""
+    p, truth = probs.ravel().astype(float), (labels.ravel() > 0.5).astype(float)
+    index = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
+    table, ece = [], 0.0
+    for b in range(n_bins):
+        members = index == b
+        if members.any():
+            confidence, frequency = float(p[members].mean()), float(truth[members].mean())
+            ece += members.sum() / p.size * abs(frequency - confidence)
+            table.append({"bin_low": b / n_bins, "bin_high": (b + 1) / n_bins, "mean_probability": confidence,
+                          "observed_frequency": frequency, "n": int(members.sum())})
+    return table, float(ece)
+
+
+def write_reliability(probs: np.ndarray, labels: np.ndarray, molecules: Sequence[str], n_bins: int,
+                      directory: Path, title: str) -> tuple[list[Path], dict[str, float]]:
+    """reliability.csv (the diagram's points) and reliability.png under ``directory``.
+
+    Returns the paths and ``{"ece": all pairs pooled, "ece_top_label": highest probability per spectrum}``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    table, ece = reliability(probs, labels, n_bins)
+    top = probs.argmax(1)
+    top_table, ece_top = reliability(probs[np.arange(len(probs)), top], labels[np.arange(len(probs)), top], n_bins)
+    per_molecule = {m: reliability(probs[:, [j]], labels[:, [j]], n_bins)[1] for j, m in enumerate(molecules)}
+    csv_path, png_path = directory / "reliability.csv", directory / "reliability.png"
+    header = "bin_low,bin_high,mean_probability,observed_frequency,n\n"
+    atomic_write_bytes(csv_path, (header + "".join(
+        f"{r['bin_low']:.4g},{r['bin_high']:.4g},{r['mean_probability']:.6f},{r['observed_frequency']:.6f},{r['n']}\n"
+        for r in table)).encode())
+    fig, (upper, bottom) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    upper.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    upper.plot([r["mean_probability"] for r in table], [r["observed_frequency"] for r in table], "o-",
+               label=f"every spectrum x molecule (ECE {ece:.3f})")
+    upper.plot([r["mean_probability"] for r in top_table], [r["observed_frequency"] for r in top_table], "s-",
+               label=f"top label per spectrum (ECE {ece_top:.3f})")
+    worst = max(per_molecule, key=per_molecule.get)
+    upper.set_ylabel("observed frequency")
+    upper.set_title(f"{title}\nworst molecule: {worst} (ECE {per_molecule[worst]:.3f})", fontsize=9)
+    upper.legend(loc="upper left", fontsize=8)
+    bottom.bar([(r["bin_low"] + r["bin_high"]) / 2 for r in table], [r["n"] for r in table], width=1 / n_bins,
+               color="tab:blue", alpha=0.6)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("predicted probability")
+    bottom.set_ylabel("pairs")
+    fig.tight_layout()
+    with atomic_output(png_path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return [csv_path, png_path], {"ece": ece, "ece_top_label": ece_top}
