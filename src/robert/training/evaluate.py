@@ -157,6 +157,10 @@ def decide_champion(cfg: Mapping, client: MlflowClient, version: str, new_score:
     if champion.molecules != datamodule.molecules or champion.network.n_visible != datamodule.n_visible:
         return True, (f"{alias} version {current} predicts {champion.molecules} from {champion.network.n_visible} "
                       f"points, not comparable with this test set: version {version} takes {alias}"), None
+    if champion.coverage is None or champion.calibration is None:
+        # logged before observed-spectrum support: it cannot answer the inference interface at all
+        return True, (f"{alias} version {current} has no coverage/calibration (cannot take observed spectra): "
+                      f"version {version} takes {alias}"), None
     old = score(test_metrics(champion.predict_proba, datamodule), composition)
     if new_score > old:
         return True, f"version {version} ({new_score:.4f}) beats {alias} version {current} ({old:.4f})", old
