@@ -43,6 +43,7 @@ from mlflow.tracking import MlflowClient
 from robert.data.datamodule import SpectraDataModule, resolve_planets
 from robert.errors import UserError
 from robert.inference.calibration import write_reliability
+from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
 from robert.training.metrics import classification_metrics, confusion_matrix, write_confusion
 from robert.training.train import build_datamodule, train
@@ -54,12 +55,8 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 def load_registered(name: str, version: str) -> RobertModel:
-    """The registered model's python object (the same code path as ``mlflow.pyfunc.load_model``)."""
-    try:
-        return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
-    except MlflowException as exc:
-        raise UserError(f"cannot load model {name} version {version} from {mlflow.get_tracking_uri()} "
-                        f"({str(exc).splitlines()[0]}): run `python src/train.py` first") from None
+    """The registered model's python object, through the registry loader every stage shares."""
+    return load_robert_model(f"models:/{name}/{version}")[0]
 
 
 def model_version_to_evaluate(cfg: Mapping, root: Path) -> str:
