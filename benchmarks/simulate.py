@@ -41,8 +41,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from robert.physics.config import SimulateSettings  # noqa: E402
-from robert.physics.model import ForwardModel, forward_model  # noqa: E402
-from robert.physics.planet import planet_from_config  # noqa: E402
+from robert.physics.model import ForwardModel, forward_model_from_config  # noqa: E402
 from robert.physics.priors import sample_parameters  # noqa: E402
 from robert.validation.taurex_compare import (  # noqa: E402
     case_for_taurex,
@@ -67,9 +66,7 @@ def config(*overrides: str) -> dict:
 def build_models(overrides: list[str], molecules: list[str], cache: Path) -> dict[str, ForwardModel]:
     models = {}
     for planet in PLANETS:
-        cfg = config(f"planet={planet}", *overrides)
-        models[planet] = forward_model(SimulateSettings.from_config(cfg["simulate"]),
-                                       planet_from_config(cfg["planet"]), molecules, cache)
+        models[planet] = forward_model_from_config(config(f"planet={planet}", *overrides), molecules, cache)
     return models
 
 

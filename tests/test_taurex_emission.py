@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import compose_config
-from robert.physics.config import SimulateSettings
-from robert.physics.model import EmissionModel
-from robert.physics.planet import planet_from_config
+from robert.physics.model import EmissionModel, forward_model_from_config
 from robert.validation.taurex_compare import (
     TaurexCase,
     compare,
@@ -36,9 +34,8 @@ def test_twenty_random_cases_agree_with_taurex(tiny_cache):
     for planet in PLANETS:
         cfg = compose_config("generate", [f"planet={planet}", "dataset=tiny", "simulate.compile=false",
                                           "simulate.pressure_top_bar=1e-4", "simulate.pressure_bottom_bar=1.0"])
-        models[planet] = EmissionModel.from_cache(SimulateSettings.from_config(cfg["simulate"]),
-                                                  planet_from_config(cfg["planet"]), cfg["dataset"]["molecules"],
-                                                  tiny_cache)
+        models[planet] = forward_model_from_config(cfg, cfg["dataset"]["molecules"], tiny_cache)
+        assert isinstance(models[planet], EmissionModel)
     cases = random_cases(models, PLANETS, 20)
     assert {c["planet"] for c in cases} == set(PLANETS) and len({c["molecule"] for c in cases}) == 3
     ours = our_depths(models, cases)

@@ -9,9 +9,7 @@ import numpy as np
 from test_taurex_emission import PLANETS, pytestmark  # noqa: F401  (the same planets, the same skip)
 
 from conftest import compose_config
-from robert.physics.config import SimulateSettings
-from robert.physics.model import TransmissionModel, forward_model
-from robert.physics.planet import planet_from_config
+from robert.physics.model import TransmissionModel, forward_model_from_config
 from robert.validation.taurex_compare import (
     case_for_taurex,
     compare,
@@ -29,8 +27,7 @@ def test_twenty_random_cases_agree_with_taurex_transmission(tiny_cache):
         cfg = compose_config("generate", [f"planet={planet}", "dataset=tiny", "simulate=transmission",
                                           "simulate.compile=false", "simulate.pressure_top_bar=1e-4",
                                           "simulate.pressure_bottom_bar=1.0"])
-        models[planet] = forward_model(SimulateSettings.from_config(cfg["simulate"]), planet_from_config(cfg["planet"]),
-                                       cfg["dataset"]["molecules"], tiny_cache)
+        models[planet] = forward_model_from_config(cfg, cfg["dataset"]["molecules"], tiny_cache)
         assert isinstance(models[planet], TransmissionModel)
     cases = random_cases(models, PLANETS, 20)
     assert {c["planet"] for c in cases} == set(PLANETS) and len({c["molecule"] for c in cases}) == 3

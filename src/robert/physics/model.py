@@ -13,7 +13,7 @@ batch size and ``torch.compile`` never recompiles. The same code runs on CPU and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -28,7 +28,7 @@ from robert.physics.clouds import NO_CLOUD_BAR
 from robert.physics.config import SimulateSettings
 from robert.physics.emission import flux_from_optical_depth, gauss_legendre_mu, planck_wavenumber
 from robert.physics.opacity import LayerOpacity, accumulate_group, layer_optical_depth, load_cache
-from robert.physics.planet import Planet
+from robert.physics.planet import Planet, planet_from_config
 from robert.physics.priors import TemperatureParameters
 from robert.physics.profiles import guillot_profile, isothermal_profile
 from robert.physics.transmission import transit_depth_from_optical_depth, transit_geometry
@@ -235,3 +235,12 @@ def forward_model(settings: SimulateSettings, planet: Planet, molecules: Sequenc
                   cache_dir: Path) -> ForwardModel:
     """The model of ``settings.geometry`` (validated by :class:`SimulateSettings`) over the cached opacities."""
     return GEOMETRY_MODELS[settings.geometry].from_cache(settings, planet, molecules, cache_dir)
+
+
+def forward_model_from_config(cfg: Mapping, molecules: Sequence[str], cache_dir: Path) -> ForwardModel:
+    """:func:`forward_model` from a composed ``generate``-style config (its ``simulate`` and one ``planet``).
+
+    The model keeps what it was built from: ``model.settings`` and ``model.planet``.
+    """
+    planet = planet_from_config(cfg["planet"], where="planet")
+    return forward_model(SimulateSettings.from_config(cfg["simulate"]), planet, molecules, cache_dir)
