@@ -15,11 +15,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from mlflow.exceptions import MlflowException
 from test_train import MOLECULES, PLANETS, train_config, use_store, write_synthetic_dataset
 
@@ -30,10 +32,13 @@ from robert.errors import UserError
 from robert.inference.calibration import f1_thresholds, pairwise_auc, reliability, roc_auc
 from robert.inference.coverage import Coverage, constrained, restrict_spectra
 from robert.inference.observed import read_observed_csv, validate_frame
-from robert.inference.predictor import to_coverage
+from robert.inference.predictor import _row_median, to_coverage
 from robert.inference.resample import averaging_matrix, grid_cells_um
 from robert.training.evaluate import evaluate
 from robert.training.train import build_datamodule, train
+
+if TYPE_CHECKING:  # importing it defines the PythonModel, which makes MLflow warn
+    from robert.tracking.pyfunc import RobertModel
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
                                         "ignore::FutureWarning")
@@ -239,6 +244,102 @@ def test_observed_snr_follows_the_errors(wfc3_model):
     low, high = (model.predict_observed(frame.assign(depth_err=frame["depth_err"] * k))["snr"].iloc[0]
                  for k in (2.0, 1.0))
     assert high == pytest.approx(2 * low)
+
+
+def three_grids(test: Spectra, coverage: Coverage, n: int, seed: int) -> list[pd.DataFrame]:
+    """``n`` test spectra as published tables on three grids: the coverage's bins, half bins tiling them, and the
+    coverage's centres without bins (inferred); rows shuffled in each, some with an instrument name."""
+    edges = np.sort(np.concatenate([coverage.bin_low_um, coverage.bin_high_um[-1:], coverage.centres_um]))
+    frames = []
+    for i in range(n):
+        frame = observed_frame(test.depth[i % len(test)], coverage, 10 + 5 * i, seed + i)
+        if i % 3 == 1:  # the same depths on half bins (both halves of a bin carry the bin's value)
+            order = frame["wavelength_um"].argsort().to_numpy()
+            depth, error = (np.repeat(frame[c].to_numpy()[order], 2) for c in ("depth", "depth_err"))
+            frame = pd.DataFrame({"wavelength_um": np.sqrt(edges[:-1] * edges[1:]), "bin_low_um": edges[:-1],
+                                  "bin_high_um": edges[1:], "depth": depth, "depth_err": error * np.sqrt(2)})
+            frame = frame.sample(frac=1, random_state=seed + i).reset_index(drop=True)
+        elif i % 3 == 2:
+            frame = frame.assign(bin_low_um=np.nan, bin_high_um=np.nan)
+        frames.append(frame.assign(instrument="WFC3" if i % 2 else ""))
+    return frames
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "interleaved", "one_grid"])
+def test_a_batch_gives_what_each_spectrum_gives_alone(wfc3_model, layout, monkeypatch):
+    """The vectorised batch path (one sort, grids shared, one matrix per grid; sorting and gathering on two
+    threads as for a large table) == spectrum by spectrum."""
+    model = mlflow.pyfunc.load_model("models:/robert-wfc3/1").unwrap_python_model()
+    monkeypatch.setattr(sys.modules["robert.inference.observed"], "_PARALLEL_ROWS", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        check_batch_against_single_spectra(model, wfc3_model["test"], wfc3_model["coverage"], layout)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def check_batch_against_single_spectra(model: RobertModel, test: Spectra, coverage: Coverage, layout: str) -> None:
+    frames = three_grids(test, coverage, 9, 0)
+    if layout == "one_grid":  # every spectrum on the coverage's bins: the equal-length reshape path
+        frames = [observed_frame(test.depth[i % len(test)], coverage, 20, i) for i in range(9)]
+    alone = [model.predict_observed(f) for f in frames]
+    batch = pd.concat([f.assign(spectrum=f"s{i}") for i, f in enumerate(frames)], ignore_index=True)
+    if layout == "interleaved":  # rows of all spectra mixed: the global sort
+        batch = batch.sample(frac=1, random_state=1).reset_index(drop=True)
+    out = model.predict_observed(batch)
+    names = out["spectrum"].unique().tolist()  # in order of first appearance
+    assert names == list(dict.fromkeys(batch["spectrum"])) and sorted(names) == sorted(f"s{i}" for i in range(9))
+    out = out.set_index("spectrum")
+    for i, expected in enumerate(alone):
+        got = out.loc[f"s{i}"]
+        np.testing.assert_allclose(got["probability"], expected["probability"], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got["snr"], expected["snr"], rtol=1e-12)
+        for column in ("molecule", "detected", "constrained", "verdict", "n_points", "instrument"):
+            assert got[column].tolist() == expected[column].tolist(), (i, column)
+    # half bins give the coverage bins' own depths back: same input as the bins themselves
+    if layout == "contiguous":
+        assert set(out.loc["s1", "n_points"]) == {2 * coverage.n_bins}
+
+
+def test_batch_errors_name_the_input_row():
+    """Checks run over the whole table at once; the message still names the first offending input row."""
+    grid = np.geomspace(1.1, 1.7, 12)
+    rng = np.random.default_rng(0)
+    batch = pd.concat([pd.DataFrame({"spectrum": f"s{i}", "wavelength_um": rng.permutation(grid), "depth": 1e-4,
+                                     "depth_err": 1e-5}) for i in range(4)], ignore_index=True)
+    assert len(validate_frame(batch, "input")) == 4
+    for column, row, value, expected in [("depth_err", 30, 0.0, "a 1-sigma error > 0, got 0"),
+                                         ("depth", 41, np.nan, "a finite number, got nan"),
+                                         ("wavelength_um", 7, -1.2, "a wavelength in micron > 0, got -1.2")]:
+        bad = batch.copy()
+        bad.loc[row, column] = value
+        with pytest.raises(UserError, match=rf"^input row {row}, column {column}: expected {expected}$"):
+            validate_frame(bad, "input")
+    # three rows of one wavelength: the first two input rows are named, whatever order the sort met them in
+    tripled = batch.copy()
+    tripled.loc[np.flatnonzero(batch["spectrum"] == "s2")[[0, 4, 9]], "wavelength_um"] = 1.25
+    for table in (tripled, tripled.sample(frac=1, random_state=0).reset_index(drop=True)):
+        rows = np.flatnonzero((table["spectrum"] == "s2") & (table["wavelength_um"] == 1.25))
+        with pytest.raises(UserError, match=rf"^input row {rows[0]} and input row {rows[1]}: duplicated "
+                                            r"wavelength_um 1\.25; expected one row per wavelength$"):
+            validate_frame(table, "input")
+
+
+def test_sparse_and_selection_averaging_equal_the_dense_product():
+    """Averaging applies its matrix sparsely, or as a plain selection when every target bin is one source bin."""
+    rng = np.random.default_rng(3)
+    coverage = preset("wfc3")
+    edges = np.sort(np.concatenate([coverage.bin_low_um, coverage.bin_high_um[-1:], coverage.centres_um]))
+    bins = (coverage.bin_low_um, coverage.bin_high_um)
+    for source, target in [((edges[:-1], edges[1:]), bins), (bins, bins), (bins, (bins[0][::-1], bins[1][::-1]))]:
+        averaging = averaging_matrix(*source, *target)
+        x, e = rng.random((5, len(source[0]))), rng.random((5, len(source[0])))
+        np.testing.assert_allclose(averaging.apply(x), x @ averaging.weights.T, rtol=1e-12)
+        np.testing.assert_allclose(averaging.apply(x[0]), x[0] @ averaging.weights.T, rtol=1e-12)
+        np.testing.assert_allclose(averaging.apply_errors(e), np.sqrt((e**2) @ (averaging.weights**2).T), rtol=1e-12)
+    assert np.array_equal(_row_median(x), np.median(x, axis=1))
+    assert np.array_equal(_row_median(x[:, :-1]), np.median(x[:, :-1], axis=1))  # an even number of bins
 
 
 def write(path: Path, text: str | bytes) -> Path:

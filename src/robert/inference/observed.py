@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+import torch
 
 from robert.errors import UserError
 
@@ -31,6 +34,8 @@ BIN_COLUMNS = ("bin_low_um", "bin_high_um")
 TEXT_COLUMNS = ("instrument", "spectrum")
 EXPECTED = "wavelength_um, depth, depth_err (+ optional bin_low_um, bin_high_um, instrument, spectrum)"
 _REL = 1e-9
+_PARALLEL_ROWS = 200_000  # below this, threads cost more than they save
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,16 +64,28 @@ class ObservedSpectra:
         return np.diff(self.offsets)
 
 
+def _threaded(func: Callable[..., T], items: Sequence, n_rows: int) -> list[T]:
+    """``[func(*item) for item in items]``, on as many threads as torch may use when the table is large: sorting
+    and gathering release the GIL, so a batch's row work uses the cores its network gets."""
+    threads = min(len(items), torch.get_num_threads()) if n_rows >= _PARALLEL_ROWS else 1
+    if threads <= 1:
+        return [func(*item) for item in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda item: func(*item), items))
+
+
 def _first(mask: np.ndarray) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else None
+    """Index of the first True: every check runs over the whole table at once, the row is located only on failure."""
+    return int(mask.argmax()) if mask.any() else None
 
 
 def _numeric(frame: pd.DataFrame, column: str, describe: Callable[[int], str]) -> np.ndarray:
     """A column as float64; a cell that is not a number at all is an error (blank/NaN stay NaN)."""
     raw = frame[column]
+    if pd.api.types.is_float_dtype(raw.dtype):  # a DataFrame of numbers (REST, Python): nothing to parse
+        return raw.to_numpy(dtype=np.float64, na_value=np.nan)
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    if pd.api.types.is_numeric_dtype(raw):  # a DataFrame of numbers (REST, Python): nothing to parse
+    if pd.api.types.is_numeric_dtype(raw):
         return values
     blank = raw.isna().to_numpy() | raw.astype(str).str.strip().isin(["", "nan", "NaN", "NAN"]).to_numpy()
     bad = _first(np.isnan(values) & ~blank)
@@ -82,9 +99,10 @@ def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else f"{float(value):g}"
 
 
-def _check(mask: np.ndarray, describe: Callable[[int], str], frame: pd.DataFrame, column: str, expected: str) -> None:
-    bad = _first(mask)
-    if bad is not None:
+def _check(ok: np.ndarray, describe: Callable[[int], str], frame: pd.DataFrame, column: str, expected: str) -> None:
+    """Raise for the first row where ``ok`` is False."""
+    if not ok.all():
+        bad = int(ok.argmin())
         raise UserError(f"{describe(bad)}, column {column}: expected {expected}, got {_show(frame[column].iloc[bad])}")
 
 
@@ -100,18 +118,84 @@ def _infer_bins(wavelength: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray
     return np.exp(log_wl - half), np.exp(log_wl + half)
 
 
-def _row_order(codes: np.ndarray, wavelength: np.ndarray) -> np.ndarray | None:
-    """Rows by (spectrum, wavelength); None when already so. Large batches usually keep each spectrum's rows
-    together (a table per spectrum, concatenated): then only each spectrum's own rows are sorted."""
-    if np.all(codes[1:] >= codes[:-1]):
-        same = codes[1:] == codes[:-1]
-        if np.all(wavelength[1:][same] > wavelength[:-1][same]):
+def _run_starts(ids: pd.Series) -> np.ndarray | None:
+    """First row of each run of equal ids (Arrow's vectorised compare); None for strings not held by Arrow."""
+    if not (isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow"):
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(ids.array)
+    change = pc.not_equal(values[1:], values[:-1]).to_numpy(zero_copy_only=False)
+    return np.concatenate([[0], np.flatnonzero(change) + 1])
+
+
+def _spectrum_codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray | None, list[str], np.ndarray | None]:
+    """Each row's spectrum (0, 1, ... in order of first appearance), the spectra's names, and their row offsets
+    when each spectrum's rows are contiguous (else None). Codes are None when the offsets say it all.
+
+    Large batches usually keep each spectrum's rows together (a table per spectrum, concatenated): then only
+    the first id of each run is hashed, not millions of repeated ids.
+    """
+    n = len(frame)
+    if "spectrum" not in frame.columns:
+        return None, [name], np.array([0, n])
+    ids = frame["spectrum"].fillna("").astype(str)
+    starts = _run_starts(ids)
+    if starts is not None:
+        _, names = pd.factorize(ids.iloc[starts], sort=False)
+        if len(names) == len(starts):  # no id comes back after another one: contiguous spectra
+            return None, [str(x) for x in names], np.append(starts, n)
+    codes, names = pd.factorize(ids, sort=False)
+    return codes, [str(x) for x in names], None
+
+
+def _row_order(codes: np.ndarray | None, offsets: np.ndarray | None, wavelength: np.ndarray) -> np.ndarray | None:
+    """Rows by (spectrum, wavelength); None when already so. Contiguous spectra are sorted each on its own."""
+    if offsets is None:
+        return np.lexsort((wavelength, codes))
+    counts = np.diff(offsets)
+    if np.all(counts == counts[0]):  # equal lengths: sort the rows of an (S, k) view
+        view = wavelength.reshape(len(counts), counts[0])
+        if np.all(view[:, 1:] > view[:, :-1]):
             return None
-        counts = np.bincount(codes)
-        if np.all(counts == counts[0]):  # equal lengths: sort the rows of an (S, k) view
-            within = np.argsort(wavelength.reshape(len(counts), counts[0]), axis=1, kind="stable")
-            return (within + np.arange(0, len(codes), counts[0])[:, None]).ravel()
-    return np.lexsort((wavelength, codes))
+        # not stable (3x faster): only exact ties could swap, and those are an error reported from a stable sort
+        order = np.empty(view.shape, dtype=np.int64)
+
+        def sort(rows: slice) -> None:
+            order[rows] = np.argsort(view[rows], axis=1) + offsets[:-1][rows, None]
+
+        chunks = np.linspace(0, len(view), torch.get_num_threads() + 1).astype(int)
+        _threaded(sort, [(slice(a, b),) for a, b in zip(chunks[:-1], chunks[1:], strict=True)], len(wavelength))
+        return order.ravel()
+    ascending = wavelength[1:] > wavelength[:-1]
+    ascending[offsets[1:-1] - 1] = True  # across spectra
+    if ascending.all():
+        return None
+    return np.lexsort((wavelength, np.repeat(np.arange(len(counts)), counts)))
+
+
+def _duplicate(wavelength: np.ndarray, rows: np.ndarray) -> tuple[int, int, float]:
+    """The first two of a spectrum's input ``rows`` (ascending) with one wavelength, as a stable sort meets them."""
+    rows = rows[np.argsort(wavelength[rows], kind="stable")]
+    wl = wavelength[rows]
+    i = int(np.flatnonzero(np.abs(wl[1:] - wl[:-1]) <= _REL * wl[1:])[0])
+    return int(min(rows[i], rows[i + 1])), int(max(rows[i], rows[i + 1])), float(wl[i])
+
+
+def _instruments(column: pd.Series, order: np.ndarray | None, offsets: np.ndarray) -> list[str]:
+    """Per spectrum, its distinct non-blank instrument names in wavelength order, comma-joined."""
+    codes, names = pd.factorize(column.fillna("").astype(str), sort=False)
+    if order is not None:
+        codes = codes[order]
+    # only where the instrument changes (a few rows per spectrum) is visited in Python
+    starts = np.union1d(np.flatnonzero(np.diff(codes)) + 1, offsets[:-1])
+    spectrum_of = np.searchsorted(offsets, starts, side="right") - 1
+    found: list[dict[str, None]] = [{} for _ in range(len(offsets) - 1)]
+    for spectrum, code in zip(spectrum_of.tolist(), codes[starts].tolist(), strict=True):
+        if names[code]:
+            found[spectrum][str(names[code])] = None
+    return [", ".join(names_of) for names_of in found]
 
 
 def validate_frame(frame: pd.DataFrame, source: str, describe: Callable[[int], str] | None = None,
@@ -131,61 +215,71 @@ def validate_frame(frame: pd.DataFrame, source: str, describe: Callable[[int], s
         raise UserError(f"{source}: no data rows; expected one row per spectral point with columns {EXPECTED}")
     values = {c: _numeric(frame, c, describe) for c in (*REQUIRED_COLUMNS, *given_bins)}
     for column in REQUIRED_COLUMNS:
-        _check(~np.isfinite(values[column]), describe, frame, column, "a finite number")
+        _check(np.isfinite(values[column]), describe, frame, column, "a finite number")
     wavelength, depth, err = values["wavelength_um"], values["depth"], values["depth_err"]
-    _check(wavelength <= 0, describe, frame, "wavelength_um", "a wavelength in micron > 0")
-    _check(err <= 0, describe, frame, "depth_err", "a 1-sigma error > 0")
-    _check(np.abs(depth) > 1, describe, frame, "depth", "the eclipse depth as a fraction Fp/Fs (|depth| <= 1; "
+    _check(wavelength > 0, describe, frame, "wavelength_um", "a wavelength in micron > 0")
+    _check(err > 0, describe, frame, "depth_err", "a 1-sigma error > 0")
+    _check(np.abs(depth) <= 1, describe, frame, "depth", "the eclipse depth as a fraction Fp/Fs (|depth| <= 1; "
            "ppm values must be divided by 1e6)")
 
     if given_bins:
         low, high = values["bin_low_um"], values["bin_high_um"]
-        _check(np.isnan(low) != np.isnan(high), describe, frame, "bin_low_um", "both bin edges or neither")
-        _check(np.isinf(low), describe, frame, "bin_low_um", "a finite bin edge")
-        _check(np.isinf(high), describe, frame, "bin_high_um", "a finite bin edge")
-        has = ~np.isnan(low)
-        bad = _first(has & ~((low > 0) & (low < high) & (low <= wavelength * (1 + _REL))
-                             & (high >= wavelength * (1 - _REL))))
-        if bad is not None:
+        blank = np.isnan(low)
+        _check(blank == np.isnan(high), describe, frame, "bin_low_um", "both bin edges or neither")
+        _check(~np.isinf(low), describe, frame, "bin_low_um", "a finite bin edge")
+        _check(~np.isinf(high), describe, frame, "bin_high_um", "a finite bin edge")
+        ok = (low > 0) & (low < high)  # combined in place: fewer passes over a large table
+        ok &= low <= wavelength * (1 + _REL)
+        ok &= high >= wavelength * (1 - _REL)
+        any_blank = bool(blank.any())
+        if any_blank:  # rows without bins: inferred below
+            ok |= blank
+        if not ok.all():
+            bad = int(ok.argmin())
             raise UserError(f"{describe(bad)}, columns bin_low_um/bin_high_um: expected 0 < bin_low_um <= "
                             f"wavelength_um <= bin_high_um with bin_low_um < bin_high_um, got {low[bad]:g}-"
                             f"{high[bad]:g} around {wavelength[bad]:g}")
     else:
-        low = high = np.full(len(frame), np.nan)
+        low = high = None
 
-    if "spectrum" in frame.columns:
-        codes, names = pd.factorize(frame["spectrum"].fillna("").astype(str), sort=False)
-    else:
-        codes, names = np.zeros(len(frame), dtype=np.int64), [default_name or source]
-    order = _row_order(codes, wavelength)
-    if order is None:
-        order = np.arange(len(codes))
-    else:
-        codes, wavelength, depth, err, low, high = (a[order] for a in (codes, wavelength, depth, err, low, high))
-    same = (codes[1:] == codes[:-1]) & (np.abs(wavelength[1:] - wavelength[:-1]) <= _REL * wavelength[1:])
+    codes, names, offsets = _spectrum_codes(frame, default_name or source)
+    source_wavelength = wavelength
+    order = _row_order(codes, offsets, wavelength)
+    if order is not None:
+        columns = [wavelength, depth, err] + ([] if low is None else [low, high])
+        columns = _threaded(np.take, [(column, order) for column in columns], len(order))
+        wavelength, depth, err = columns[:3]
+        if low is not None:
+            low, high = columns[3:]
+    if offsets is None:  # rows now grouped by spectrum
+        offsets = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    same = wavelength[:-1] >= wavelength[1:] * (1 - _REL)  # ascending now: within _REL of the next row
+    same[offsets[1:-1] - 1] = False  # across spectra
     dup = _first(same)
     if dup is not None:
-        first, second = sorted((int(order[dup]), int(order[dup + 1])))
-        raise UserError(f"{describe(first)} and {describe(second)}: duplicated wavelength_um {wavelength[dup]:g}; "
+        spectrum = int(np.searchsorted(offsets, dup, side="right") - 1)
+        rows = slice(int(offsets[spectrum]), int(offsets[spectrum + 1]))
+        first, second, value = _duplicate(source_wavelength, np.sort(order[rows]) if order is not None
+                                          else np.arange(rows.start, rows.stop))
+        raise UserError(f"{describe(first)} and {describe(second)}: duplicated wavelength_um {value:g}; "
                         "expected one row per wavelength")
-    offsets = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]])
     counts = np.diff(offsets)
     few = _first(counts < min_points)
     if few is not None:
         which = f"{source}" if len(names) == 1 else f"{source}, spectrum {names[few]!r}"
         raise UserError(f"{which}: {counts[few]} spectral point(s); at least {min_points} needed")
 
-    blank = np.isnan(low)
-    if blank.any():
+    if low is None:
+        low, high = _infer_bins(wavelength, offsets)
+    elif any_blank:  # some rows without bins
+        blank = np.isnan(low)
         inferred_low, inferred_high = _infer_bins(wavelength, offsets)
         low, high = np.where(blank, inferred_low, low), np.where(blank, inferred_high, high)
     instruments = [""] * len(names)
     if "instrument" in frame.columns:
-        instrument = frame["instrument"].fillna("").astype(str).to_numpy()[order]
-        instruments = [", ".join(dict.fromkeys(x for x in instrument[a:b] if x))
-                       for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-    return ObservedSpectra([str(n) for n in names], offsets, wavelength, depth, err, low, high, order,
-                           instruments, describe)
+        instruments = _instruments(frame["instrument"], order, offsets)
+    source_rows = np.arange(len(frame)) if order is None else order
+    return ObservedSpectra(names, offsets, wavelength, depth, err, low, high, source_rows, instruments, describe)
 
 
 def read_csv_table(path: Path) -> tuple[pd.DataFrame, list[int]]:
