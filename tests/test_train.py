@@ -7,6 +7,7 @@ tiny DBN separates them in seconds. One test reads a real simulated (tiny preset
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -214,6 +215,17 @@ def test_registered_model_loads_in_a_fresh_process_with_the_same_probabilities(f
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, rtol=1e-6)
     with pytest.raises(UserError, match=r"shape \(N, 901\)"):
         model.predict_proba(x[:, :900])
+
+
+def test_logged_model_pins_its_requirements_to_the_installed_versions(first_run):
+    _, result = first_run
+    use_store(result)
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(result.model_uri)).read_text().split()
+    # pinned from train.model_requirements; the robert package travels with the model (code_paths), and
+    # no index serves it, so it must not be a requirement
+    assert f"torch=={importlib.metadata.version('torch')}" in requirements
+    assert f"mlflow=={importlib.metadata.version('mlflow')}" in requirements
+    assert not any(line.startswith("robert") for line in requirements)
 
 
 def test_real_simulated_shards_train(tiny_cache, tmp_path):

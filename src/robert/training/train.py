@@ -196,6 +196,7 @@ def _log_results(cfg: Mapping, root: Path, module: DBNModule, datamodule: Spectr
     # otherwise precede every one-line configuration error of the entry script.
     from robert.inference.package import package_for_inference
     from robert.tracking.pyfunc import RobertModel, network_spec, save_network
+    from robert.tracking.requirements import pinned_requirements
 
     molecules = datamodule.molecules
     network = module.dbn.cpu().eval()
@@ -219,14 +220,17 @@ def _log_results(cfg: Mapping, root: Path, module: DBNModule, datamodule: Spectr
         package = package_for_inference(network, datamodule, cfg, tmp_dir / "inference")
         mlflow.log_metrics(package.metrics)
         register = cfg["train"].get("register", True)
+        # an explicit list (tuning trials pass one), else the installed versions of train.model_requirements;
+        # neither: MLflow infers them (~10 s, and lists this package, which no index serves)
+        requirements = cfg["train"].get("pip_requirements") or pinned_requirements(
+            cfg["train"].get("model_requirements") or [], "train.model_requirements") or None
         info = mlflow.pyfunc.log_model(
             name="model", python_model=RobertModel(),
             artifacts=save_network(network, spec, tmp_dir / "network") | package.artifacts,
             code_paths=[str(Path(robert.__file__).parent)], input_example=package.input_example,
             signature=package.signature,
             registered_model_name=cfg["tracking"]["registered_model"] if register else None,
-            # None: MLflow infers them by loading the model in a subprocess (~10 s; tuning trials pass a list)
-            pip_requirements=cfg["train"].get("pip_requirements"))
+            pip_requirements=requirements)
     version = None if info.registered_model_version is None else str(info.registered_model_version)
     output = root / cfg["train"]["output"]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,8 @@ mistake, the same for every trial) stops the study with its one-line message.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,6 +26,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 from robert.data.datamodule import resolve_planets
 from robert.errors import UserError
 from robert.model.lightning_module import DBNModule
+from robert.tracking.requirements import pinned_requirements
 from robert.training.train import train
 from robert.tuning.mlflow_runs import NestedTrialRun
 from robert.tuning.space import SearchSpace
@@ -53,17 +53,6 @@ class FinetunePruning(PyTorchLightningPruningCallback):
                 return
             pl_module = SimpleNamespace(current_epoch=pl_module.current_epoch - pl_module.n_pretrain_epochs)
         super().on_validation_end(trainer, pl_module)
-
-
-def pinned_requirements(packages: Sequence[str]) -> list[str]:
-    """``name==installed version`` for the trial models' pip requirements (MLflow's inference takes ~10 s)."""
-    pins = []
-    for package in packages:
-        try:
-            pins.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            raise UserError(f"tune.model_requirements: package {package!r} is not installed") from None
-    return pins
 
 
 def objective_metric(tune: Mapping) -> str:
@@ -93,7 +82,7 @@ class Objective:
     def __post_init__(self) -> None:
         self.metric = objective_metric(self.tune)
         self.trials_started = 0
-        self.requirements = pinned_requirements(self.tune.get("model_requirements") or [])
+        self.requirements = pinned_requirements(self.tune.get("model_requirements") or [], "tune.model_requirements")
 
     def trial_config(self, trial: optuna.Trial, values: Mapping) -> dict:
         trial_dir = self.root / self.tune["work_dir"] / trial.study.study_name / f"trial-{trial.number:05d}"

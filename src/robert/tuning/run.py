@@ -14,9 +14,10 @@ from typing import Any
 
 from robert.errors import UserError
 from robert.model.lightning_module import validate_model_config
+from robert.tracking.requirements import pinned_requirements
 from robert.tuning.best_config import write_best_config
 from robert.tuning.mlflow_runs import configure_tracking_shared, log_study, parent_run, state_counts
-from robert.tuning.objective import Objective, TrialFailed, objective_metric, pinned_requirements
+from robert.tuning.objective import Objective, TrialFailed, objective_metric
 from robert.tuning.space import SearchSpace
 from robert.tuning.study import create_or_load, make_pruner, make_sampler, open_storage
 
@@ -57,7 +58,7 @@ def run_study(cfg: Mapping, root: Path, planet_choice: str | None = None) -> Stu
     validate_model_config(train_cfg["model"])
     # bad sections fail before the storage is touched
     objective_metric(tune), make_pruner(tune), make_sampler(tune, 0)
-    pinned_requirements(tune.get("model_requirements") or [])
+    pinned_requirements(tune.get("model_requirements") or [], "tune.model_requirements")
     storage, shown = open_storage(tune, root)
     study, created = create_or_load(tune, storage)
     space.check_against(study)
