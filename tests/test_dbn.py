@@ -21,7 +21,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from conftest import compose_config
 from robert.errors import UserError
 from robert.model.dbn import DeepBeliefNetwork, validate_hidden_widths
-from robert.model.lightning_module import DBNModule, FinetuneEarlyStopping, phase_schedule, validate_model_config
+from robert.model.lightning_module import (
+    PHASE_KINDS,
+    DBNModule,
+    FinetuneEarlyStopping,
+    phase_schedule,
+    validate_model_config,
+)
+from robert.training.train import EpochCheckpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -59,9 +66,10 @@ def fit(corpus: Corpus, root: Path, max_epochs: int | None = None, ckpt_path: Pa
     module = DBNModule(corpus.train_x.shape[1], corpus.train_y.shape[1], tiny_config(), seed=seed,
                        label_names=list(corpus.label_names))
     history = MetricHistory()
-    # Lightning's save_last only writes last.ckpt when a top-k checkpoint is written, so resuming
-    # needs an unmonitored checkpoint (every epoch); the monitored one shows val/loss exists in every phase.
-    latest = ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)
+    # Lightning's ModelCheckpoint skips epochs with no optimiser step (CD and the generative phase make
+    # none): the training's EpochCheckpoint writes last.ckpt every epoch; the monitored one shows
+    # val/loss exists in every phase.
+    latest = EpochCheckpoint(dirpath=root / "checkpoints", save_last=True)
     best = ModelCheckpoint(dirpath=root / "best", monitor="val/loss")
     trainer = pl.Trainer(max_epochs=max_epochs or module.total_epochs, accelerator="cpu", devices=1,
                          precision="32-true", logger=False, enable_progress_bar=False, enable_model_summary=False,
@@ -105,6 +113,8 @@ def test_bad_widths_are_user_errors_naming_the_field(hidden: Any, message: str) 
     ("pretrain", "epochs_per_layer", [1, 2, 3], "model.pretrain.epochs_per_layer"),
     ("pretrain", "persistent", "yes", "model.pretrain.persistent"), ("top", "epochs", -1, "model.top.epochs"),
     ("finetune", "optimizer", "adam", "model.finetune.optimizer"), ("finetune", "lr", 0, "model.finetune.lr"),
+    ("generative", "epochs", -1, "model.generative.epochs"), ("generative", "lr", 0, "model.generative.lr"),
+    ("generative", "cd_k", 0, "model.generative.cd_k"), ("generative", "momentum", 1.0, "model.generative.momentum"),
 ])
 def test_bad_settings_are_user_errors_naming_the_field(section: str, key: str, value: Any, field: str) -> None:
     model = tiny_config()
@@ -117,7 +127,12 @@ def test_default_config_is_valid_and_top_inherits_cd_settings() -> None:
     model = validate_model_config(_composed_model("dbn"))
     assert model["hidden"] == [500, 200, 50]
     assert model["top"]["cd_k"] == model["pretrain"]["cd_k"]
-    assert phase_schedule(model)[:1] == ["rbm1"] and phase_schedule(model)[-1] == "finetune"
+    schedule = phase_schedule(model)
+    assert schedule[:1] == ["rbm1"] and schedule[-1] == "generative"
+    assert schedule.index("generative") == schedule.index("finetune") + model["finetune"]["epochs"]
+    # configs written before the generative phase existed (checkpoints, tuned configs) run without it
+    legacy = validate_model_config({k: v for k, v in _composed_model("dbn").items() if k != "generative"})
+    assert phase_schedule(legacy)[-1] == "finetune"
 
 
 # --- learning and reproducibility -------------------------------------------------------------------
@@ -204,6 +219,46 @@ def test_checkpoint_loads_with_weights_only(trained: FitResult, tmp_path: Path) 
 
 
 # --- the generative path ----------------------------------------------------------------------------
+
+
+def test_generative_phase_lowers_its_error_and_teaches_the_top_rbm_the_labels(trained: FitResult,
+                                                                              corpus: Corpus) -> None:
+    module, dbn = trained.module, trained.module.dbn
+    generative = [epoch for epoch in trained.history.epochs if epoch["phase"] == PHASE_KINDS.index("generative")]
+    assert len(generative) == module.n_generative_epochs > 1 and bool(dbn.generative_finetuned)
+    # the wake phase fits the top-down weights to the classifier's recognition states
+    assert generative[-1]["generative/val_recon_error"] < 0.8 * generative[0]["generative/val_recon_error"]
+    assert generative[-1]["generative/train_recon_error"] < generative[0]["generative/train_recon_error"]
+    # the top RBM now models the classifier's penultimate states, and the recognition weights stayed
+    torch.testing.assert_close(dbn.penultimate(corpus.heldout_x), dbn.recognition_states(corpus.heldout_x)[-1])
+    assert generative[-1]["val/loss"] == generative[0]["val/loss"]
+    if corpus.source != OPACITY_SOURCE:
+        pytest.skip(f"the top-RBM accuracy needs the opacity corpus ({corpus.source} in use): on the CIA pairs "
+                    "the classifier itself stays at chance")
+    chance = 1.0 / len(corpus.label_names)
+    before = trained.history.epochs[module.n_pretrain_epochs - 1]["top_rbm/val_top_rbm_accuracy"]
+    after = generative[-1]["generative/val_top_rbm_accuracy"]
+    # Measured (seed 0): 1/3 (chance: the pre-trained memory prefers one label) -> 2/3.
+    assert after >= 1.5 * chance and after > before, (before, after)
+
+
+def test_an_early_stop_of_finetuning_goes_on_to_the_generative_phase(corpus: Corpus, tmp_path: Path) -> None:
+    model = tiny_config()
+    model["pretrain"]["epochs_per_layer"], model["top"]["epochs"] = 1, 1
+    model["finetune"]["epochs"], model["generative"]["epochs"] = 10, 2
+    module = DBNModule(corpus.train_x.shape[1], corpus.train_y.shape[1], model, seed=1)
+    history = MetricHistory()
+    # No change of val/loss is 10 better than the first epoch's: fine-tuning stops after its 2nd epoch.
+    stopping = FinetuneEarlyStopping(monitor="val/loss", min_delta=10.0, patience=1)
+    trainer = pl.Trainer(max_epochs=module.total_epochs, accelerator="cpu", devices=1, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         default_root_dir=tmp_path, num_sanity_val_steps=0, callbacks=[history, stopping])
+    trainer.fit(module, DataLoader(TensorDataset(corpus.train_x, corpus.train_y), batch_size=32),
+                DataLoader(TensorDataset(corpus.heldout_x, corpus.heldout_y), batch_size=256))
+    assert [epoch["phase"] for epoch in history.epochs] == [0.0, 0.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    assert int(module.finetune_stopped_at) == 5 and bool(module.dbn.generative_finetuned)
+    assert module.phase_at(5) == module.phase_at(6) == "generative"
+
 
 
 def test_dream_is_a_deterministic_visible_vector_in_unit_range(trained: FitResult) -> None:

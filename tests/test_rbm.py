@@ -218,3 +218,44 @@ def test_cd_step_requires_a_generator_and_k_at_least_one(corpus: Corpus) -> None
         rbm.contrastive_divergence_step(corpus.train_x[:4])
     with pytest.raises(ValueError, match="k >= 1"):
         rbm.contrastive_divergence_step(corpus.train_x[:4], k=0, generator=torch.Generator())
+
+
+def test_wake_phase_delta_rule_is_the_log_likelihood_gradient_and_learns_the_top_down_map(corpus: Corpus) -> None:
+    # Recognition states from an independently trained RBM stand in for the classifier's hidden layer.
+    recogniser, _ = train_rbm(corpus.train_x, n_hidden=32, epochs=3, seed=1)
+    hidden, visible = recogniser.hidden_probs(corpus.train_x), corpus.train_x
+    rbm = RBM(visible.shape[1], 32, generator=torch.Generator().manual_seed(0))
+    # One step without momentum/decay moves W and b by lr times minus the gradient of the mean
+    # (over rows) Bernoulli cross-entropy of the data given the layer above: the delta rule.
+    weight = rbm.weight.detach().clone().requires_grad_(True)
+    bias = rbm.visible_bias.detach().clone().requires_grad_(True)
+    loss = torch.nn.functional.binary_cross_entropy(torch.sigmoid(hidden @ weight.T + bias), visible,
+                                                    reduction="sum") / len(visible)
+    loss.backward()
+    hidden_bias = rbm.hidden_bias.clone()
+    first_error = rbm.generative_step(hidden, visible, lr=0.1, momentum=0.0, weight_decay=0.0)
+    torch.testing.assert_close(rbm.weight, weight.detach() - 0.1 * weight.grad)
+    torch.testing.assert_close(rbm.visible_bias, bias.detach() - 0.1 * bias.grad)
+    assert torch.equal(rbm.hidden_bias, hidden_bias)  # used upward only: the wake phase leaves it
+    for _ in range(300):
+        error = rbm.generative_step(hidden, visible, lr=0.5, momentum=0.5, weight_decay=0.0)
+    assert float(error) < 0.3 * float(first_error), (float(first_error), float(error))
+
+
+def test_a_softmax_group_samples_one_of_k_with_the_softmax_probabilities() -> None:
+    generator = torch.Generator().manual_seed(4)
+    rbm = RBM(7, 5, init_std=1.0, generator=generator)
+    rbm.visible_bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 1.5, 0.0, -1.5]))
+    hidden = torch.zeros(20000, 5)
+    one_hot = torch.eye(3)[torch.tensor([0, 2])]
+    visible = torch.cat([torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]]), one_hot], dim=1)
+    free_energy = rbm.free_energy(visible)
+    rbm.softmax_units = 3
+    mean, sample = rbm.sample_v(hidden, generator)
+    group = torch.softmax(torch.tensor([1.5, 0.0, -1.5]), dim=0)
+    torch.testing.assert_close(mean[0, 4:], group)
+    torch.testing.assert_close(mean[0, :4], torch.full((4,), 0.5))
+    assert torch.equal(sample[:, 4:].sum(dim=1), torch.ones(20000))        # exactly one label on per row
+    torch.testing.assert_close(sample[:, 4:].mean(dim=0), group, atol=0.015, rtol=0)  # with the softmax odds
+    assert set(sample[:, :4].unique().tolist()) == {0.0, 1.0}
+    torch.testing.assert_close(rbm.free_energy(visible), free_energy)  # one-hot vectors: the same energy

@@ -109,7 +109,8 @@ def synthetic(tmp_path_factory) -> Path:
 # reproducibility/resume checks run every phase (pre-training included) on a short schedule.
 LEARNS = ("model.pretrain.epochs_per_layer=0", "model.top.epochs=0", "model.finetune.lr=0.003",
           "model.finetune.epochs=40")
-ALL_PHASES = ("model.finetune.epochs=5",)  # 2 x 3 rbm + 3 top_rbm + 5 finetune = 14 epochs
+# cosine decay: the scheduler's state must survive the resume as well
+ALL_PHASES = ("model.finetune.epochs=5", "model.finetune.lr_schedule=cosine")
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,10 @@ def test_same_seed_gives_identical_metrics(all_phases_run, synthetic, tmp_path):
     again = train(train_config(tmp_path, synthetic, PLANETS, *ALL_PHASES), ROOT)
     ours, theirs = (metric_histories(r, HISTORY) for r in (result, again))
     assert ours == theirs and ours["train/loss"]
+    # cosine decay: the fine-tuning rate starts at model.finetune.lr and falls every epoch
+    rates = metric_histories(result, ["finetune/lr"])["finetune/lr"]
+    assert len(rates) == 5 and rates[0] == pytest.approx(result.trainer.lightning_module.config["finetune"]["lr"])
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:], strict=False))
     assert again.val_metrics == result.val_metrics
 
 
@@ -176,18 +181,21 @@ class Interrupt(Callback):
             raise RuntimeError("killed")
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(all_phases_run, synthetic, tmp_path):
+# epoch 7: in the top RBM's phase; epoch 11: in fine-tuning, with the optimiser's and the cosine schedule's state
+@pytest.mark.parametrize("killed_at", [7, 11])
+def test_an_interrupted_run_resumes_from_its_checkpoint(killed_at, all_phases_run, synthetic, tmp_path):
     reference = all_phases_run
     cfg = train_config(tmp_path, synthetic, PLANETS, *ALL_PHASES)
     with pytest.raises(RuntimeError, match="killed"):
-        train(cfg, ROOT, callbacks=[Interrupt(7)])  # in the top RBM's phase
+        train(cfg, ROOT, callbacks=[Interrupt(killed_at)])
     assert list((tmp_path / "checkpoints").glob("*/last.ckpt"))
     resumed = train(cfg, ROOT)
-    assert resumed.resumed and resumed.start_epoch == 7
+    assert resumed.resumed and resumed.start_epoch == killed_at
     runs = mlflow.search_runs(experiment_names=["robert"], output_format="list")
     assert len(runs) == 1 and runs[0].info.run_id == resumed.run_id  # the same MLflow run continued
     # the same batches and noise as an uninterrupted run: the same numbers
-    assert metric_histories(resumed, HISTORY) == metric_histories(reference, HISTORY)
+    names = [*HISTORY, "finetune/lr"]
+    assert metric_histories(resumed, names) == metric_histories(reference, names)
     assert not list((tmp_path / "checkpoints").glob("*/last.ckpt"))  # a finished run starts afresh next time
 
 
@@ -264,6 +272,7 @@ def test_a_planet_without_shards_is_one_line_naming_the_fix(synthetic, tmp_path)
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["model.hidden=[500,0,50]"], r"model\.hidden\[1\] must be a positive integer width"),
+    (["model.finetune.lr_schedule=linear"], r"model\.finetune\.lr_schedule"),
     (["data.dataset_dir=/nonexistent/datasets"],
      r"no dataset at /nonexistent/datasets: run `dvc repro simulate@gj1214b`"),
     (["composition=mixture"], r"no mixture spectra for planet gj1214b .*: run `python src/generate.py planet=gj1214b "

@@ -44,21 +44,17 @@ def associative_memory_accuracy(network: DeepBeliefNetwork, spectra: torch.Tenso
                                 batch_size: int = 4096) -> np.ndarray:
     """Per label: the share of its spectra for which the top RBM prefers that label (single-gas rows).
 
-    The top RBM classifies by free energy: the label whose one-hot vector, joined to the spectrum's
-    penultimate activations, has the lowest F(v) is the most probable under the RBM (Hinton, Osindero
-    & Teh 2006). A dream can only be as label-specific as this memory: near chance here means the
-    top RBM has not learnt which features go with which label, whatever the classifier's accuracy.
+    The top RBM classifies by free energy (:meth:`DeepBeliefNetwork.label_free_energies`; the same
+    measure the training logs as ``<phase>/val_top_rbm_accuracy``): the label whose one-hot vector,
+    joined to the spectrum's penultimate states, has the lowest F(v) is the most probable under the RBM
+    (Hinton, Osindero & Teh 2006). A dream can only be as label-specific as this memory: near chance
+    here means the top RBM has not learnt which features go with which label, whatever the classifier's
+    accuracy (the reason for the generative fine-tuning phase, :mod:`robert.model.dbn`).
     """
     single = labels.sum(axis=1) == 1
     truth = labels[single].argmax(axis=1)
     spectra = spectra[torch.as_tensor(single)]
-    one_hot = torch.eye(network.n_labels, dtype=spectra.dtype)
-    predicted = []
-    for start in range(0, len(spectra), batch_size):
-        penultimate = network.up_pass(spectra[start:start + batch_size])
-        free_energy = torch.stack([
-            network.top_rbm.free_energy(torch.cat([penultimate, one_hot[j].expand(len(penultimate), -1)], dim=1))
-            for j in range(network.n_labels)], dim=1)
-        predicted.append(free_energy.argmin(dim=1).numpy())
+    predicted = [network.label_free_energies(spectra[start:start + batch_size]).argmin(dim=1).numpy()
+                 for start in range(0, len(spectra), batch_size)]
     hits = np.concatenate(predicted) == truth if predicted else np.zeros(0, dtype=bool)
     return np.array([hits[truth == j].mean() if (truth == j).any() else np.nan for j in range(network.n_labels)])

@@ -12,8 +12,32 @@ Layout for ``hidden = [h1, ..., hn]`` over ``n_visible`` inputs and ``n_labels``
   several on;
 * ``classifier``: the discriminative net n_visible -> h1 -> ... -> hn -> n_labels (sigmoid hidden
   units, one logit per molecule), initialised from the stack and then fine-tuned by
-  backpropagation. It is a separate copy: fine-tuning leaves the generative weights untouched,
-  so :meth:`DeepBeliefNetwork.dream` still runs the generative model that pre-training learnt.
+  backpropagation. It is a separate copy: fine-tuning leaves the generative weights untouched.
+
+Generative fine-tuning (our variant of the "up-down" algorithm, Hinton, Osindero & Teh 2006,
+section 5; :meth:`DeepBeliefNetwork.begin_generative_finetuning`, :meth:`DeepBeliefNetwork.wake_phase_step`).
+After greedy learning the recognition and generative weights are untied:
+
+* recognition weights = the discriminatively fine-tuned ``classifier`` (its hidden layers give the
+  recognition states h1 ... h(n-1) of a spectrum);
+* generative weights = the stacked RBMs' weights used *downward* (``RBM.visible_mean``: layer l+1 ->
+  layer l, with the RBM's visible biases). Why not separate parameters: the tied pre-trained weights
+  are exactly where the up-down algorithm starts its generative weights, they already travel in
+  ``state_dict`` and old checkpoints keep loading. After the phase the RBMs' *upward* direction is
+  no longer a recognition model: everything that needs the penultimate states of a spectrum calls
+  :meth:`DeepBeliefNetwork.penultimate`, which reads the classifier once ``generative_finetuned``;
+* the wake phase trains each generative layer by the delta rule, i.e. gradient ascent on
+  log p(recognition state of layer l | recognition state of layer l+1) (Bernoulli: cross-entropy;
+  Gaussian visible units: squared error), with mean-field recognition states (the dream passes
+  down mean-field probabilities too);
+* the top associative RBM is retrained by CD on (the classifier's penultimate activations, labels),
+  so the memory the dream clamps a label in describes the features that carry the labels (the
+  pre-trained stack's penultimate layer had lost most of them: README, "Dream report"); during that
+  retraining the label units are sampled as one softmax group for one-hot batches, as in HOT 2006
+  (``RBM.softmax_units``, set by the Lightning module around those CD steps only).
+There is no sleep phase: the recognition weights stay the fine-tuned classifier. A network that never
+ran the phase (``generative_finetuned`` false, also every checkpoint written before it existed)
+behaves as before: its top RBM models the pre-trained stack's up-pass.
 
 Visible units: Bernoulli units read the min-max normalised spectrum in [0, 1] as probabilities.
 Gaussian units assume zero-mean, unit-variance data (Hinton 2010, section 13.2), so with
@@ -34,7 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from robert.errors import UserError
-from robert.model.rbm import RBM, bernoulli_sample
+from robert.model.rbm import RBM, StatisticsReducer, bernoulli_sample
 
 
 def validate_hidden_widths(hidden: object, field: str = "model.hidden") -> list[int]:
@@ -52,6 +76,12 @@ def validate_hidden_widths(hidden: object, field: str = "model.hidden") -> list[
         if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
             raise UserError(f"{field}[{position}] must be a positive integer width; got {width!r}")
     return list(hidden)
+
+
+def _default_generative_flag(module: nn.Module, state_dict: dict[str, Tensor], prefix: str,
+                             *args: object) -> None:
+    """Checkpoints written before generative fine-tuning existed lack its flag: they never ran it."""
+    state_dict.setdefault(prefix + "generative_finetuned", torch.zeros((), dtype=torch.bool))
 
 
 class DeepBeliefNetwork(nn.Module):
@@ -89,6 +119,10 @@ class DeepBeliefNetwork(nn.Module):
         # Per-bin input standardisation (Gaussian visible units only; identity until fitted).
         self.register_buffer("input_mean", torch.zeros(n_visible))
         self.register_buffer("input_std", torch.ones(n_visible))
+        # True once generative fine-tuning began: the top RBM then models the classifier's penultimate
+        # states and the stack's weights are generative only (see the module docstring).
+        self.register_buffer("generative_finetuned", torch.zeros((), dtype=torch.bool))
+        self.register_load_state_dict_pre_hook(_default_generative_flag)
 
     @property
     def standardises_input(self) -> bool:
@@ -154,9 +188,76 @@ class DeepBeliefNetwork(nn.Module):
             activation = rbm.hidden_probs(activation)
         return activation
 
+    @torch.no_grad()
+    def recognition_states(self, visible: Tensor) -> list[Tensor]:
+        """Mean-field recognition states of the generative layers through the fine-tuned classifier.
+
+        [layer 0 = the (possibly standardised) visible vector, h1, ..., h(n-1) = the penultimate
+        layer]: one entry per stacked RBM plus one, what the wake phase predicts top-down.
+        """
+        states = [self.scale_input(visible)]
+        for layer in self.classifier[: len(self.rbms)]:
+            states.append(torch.sigmoid(layer(states[-1])))
+        return states
+
+    @torch.no_grad()
+    def penultimate(self, visible: Tensor) -> Tensor:
+        """The penultimate states the top RBM models: the classifier's after generative fine-tuning,
+        the pre-trained stack's up-pass before it."""
+        if bool(self.generative_finetuned):
+            return self.recognition_states(visible)[-1]
+        return self.up_pass(visible)
+
     def top_rbm_input(self, visible: Tensor, labels: Tensor) -> Tensor:
         """The top RBM's visible vector: (penultimate activations, label units)."""
-        return torch.cat([self.up_pass(visible), labels.to(visible.dtype)], dim=1)
+        return torch.cat([self.penultimate(visible), labels.to(visible.dtype)], dim=1)
+
+    @torch.no_grad()
+    def label_free_energies(self, visible: Tensor) -> Tensor:
+        """(batch, n_labels): the top RBM's free energy of each spectrum with each one-hot label.
+
+        The lowest is the label the associative memory finds most probable (Hinton, Osindero & Teh 2006):
+        the generative model's own classification, and the best a label-clamped dream can know.
+        """
+        penultimate = self.penultimate(visible)
+        one_hot = torch.eye(self.n_labels, device=penultimate.device, dtype=penultimate.dtype)
+        return torch.stack([self.top_rbm.free_energy(torch.cat(
+            [penultimate, one_hot[j].expand(len(penultimate), -1)], dim=1)) for j in range(self.n_labels)], dim=1)
+
+    # --- generative fine-tuning (up-down algorithm, wake phase; see the module docstring) --------
+
+    @torch.no_grad()
+    def begin_generative_finetuning(self) -> None:
+        """Switch the top RBM to the classifier's penultimate states; restart momentum and PCD chains.
+
+        Momentum velocities and persistent chains belong to the pre-training's objective and data: the
+        new phase starts them afresh (so it depends on no leftover state).
+        """
+        for rbm in [*self.rbms, self.top_rbm]:
+            for buffer in (rbm.weight_velocity, rbm.visible_bias_velocity, rbm.hidden_bias_velocity):
+                buffer.zero_()
+            rbm.persistent_ready.fill_(False)
+        self.generative_finetuned.fill_(True)
+
+    @torch.no_grad()
+    def generation_errors(self, visible: Tensor) -> tuple[Tensor, int]:
+        """(summed squared error, number of values) of each generative layer's top-down prediction of
+        the recognition states below it, over all stacked layers (the wake phase's monitor)."""
+        states = self.recognition_states(visible)
+        total = sum(((rbm.visible_mean(states[depth + 1]) - states[depth]) ** 2).sum()
+                    for depth, rbm in enumerate(self.rbms))
+        return total, sum(state.numel() for state in states[:-1])
+
+    @torch.no_grad()
+    def wake_phase_step(self, visible: Tensor, lr: float, momentum: float, weight_decay: float,
+                        reduce_statistics: StatisticsReducer | None = None) -> Tensor:
+        """One delta-rule update of every generative layer on a batch; returns the mean squared error
+        over all layers' values before the update (comparable with :meth:`generation_errors`)."""
+        states = self.recognition_states(visible)
+        squared = [rbm.generative_step(states[depth + 1], states[depth], lr, momentum, weight_decay,
+                                       reduce_statistics) * states[depth].numel()
+                   for depth, rbm in enumerate(self.rbms)]
+        return torch.stack(squared).sum() / sum(state.numel() for state in states[:-1])
 
     @torch.no_grad()
     def dream(self, label_index: int, n_chains: int, n_gibbs_steps: int,
@@ -166,7 +267,8 @@ class DeepBeliefNetwork(nn.Module):
         Clamp label ``label_index`` on (the others off) in the top RBM, start the penultimate units
         at random binary states, run ``n_gibbs_steps`` of Gibbs sampling between the top RBM's
         hidden and penultimate units (labels re-clamped each step), then pass the penultimate
-        probabilities down through the generative weights with mean-field activations.
+        probabilities down through the generative weights with mean-field activations. After
+        generative fine-tuning those are the retrained top RBM and the wake-phase-trained weights.
 
         Returns (visible mean (n_chains, n_visible), activations [layer 1, ..., top layer], each
         (n_chains, width)). Gaussian visible means are clamped to the data range [0, 1]. Averaging

@@ -1,4 +1,6 @@
-"""Lightning training of the DBN: greedy CD pre-training, top RBM, fine-tuning, in one ``trainer.fit``.
+"""Lightning training of the DBN: greedy CD pre-training, top RBM, fine-tuning, generative fine-tuning.
+
+All in one ``trainer.fit``.
 
 Why hand-written: Lightning has no RBM/DBN module (see :mod:`robert.model.rbm`). Why one module with
 a phase schedule rather than one fit per phase: the phase is a pure function of the epoch, which
@@ -6,7 +8,14 @@ Lightning checkpoints and restores, so ``trainer.fit(ckpt_path=...)`` resumes in
 layer/phase with no extra bookkeeping, and one MLflow run holds all the curves.
 
 Epoch schedule (``DBNModule.total_epochs`` epochs; give the Trainer ``max_epochs=module.total_epochs``):
-``rbm1`` x epochs_per_layer[0], ..., ``top_rbm`` x top.epochs, ``finetune`` x finetune.epochs.
+``rbm1`` x epochs_per_layer[0], ..., ``top_rbm`` x top.epochs, ``finetune`` x finetune.epochs,
+``generative`` x generative.epochs. The last phase is our variant of the up-down algorithm (Hinton,
+Osindero & Teh 2006; :mod:`robert.model.dbn`): with the fine-tuned classifier frozen as the recognition
+model, each batch retrains the top RBM by CD on (the classifier's penultimate states, labels) and the
+stack's downward weights by the wake-phase delta rule, so the dream runs a generative path that keeps
+the class information. ``generative.epochs: 0`` (or no ``generative`` section) skips it. When
+:class:`FinetuneEarlyStopping` ends fine-tuning early, the generative epochs follow at once (the epoch
+it stopped at is a buffer in the checkpoint, so the phase stays a function of the epoch on resume).
 
 Batches: ``(x, y)`` (tuple/list, extra items ignored) or a mapping with keys ``x``/``y`` or
 ``spectrum``/``labels``. ``x``: (batch, n_visible) floats in [0, 1]; ``y``: (batch, n_labels) in {0, 1}
@@ -20,15 +29,20 @@ with manual optimisation. Under DDP the CD statistics are all-reduced so every p
 same update.
 
 Logged per epoch: ``<phase>/train_recon_error``, ``<phase>/val_recon_error``,
-``<phase>/free_energy_gap`` (pre-training phases), ``train/loss`` (fine-tuning), and in every
+``<phase>/free_energy_gap`` (pre-training phases), ``train/loss`` (fine-tuning),
+``<phase>/val_top_rbm_accuracy`` (top_rbm and generative phases: free-energy classification of the
+single-label validation rows by the top RBM, :meth:`DeepBeliefNetwork.label_free_energies`),
+``generative/train_recon_error`` / ``generative/val_recon_error`` (the wake phase's mean squared error of
+every generative layer's top-down prediction), ``generative/train_top_recon_error``, and in every
 epoch ``val/loss`` (BCE of the classifier as it stands: before fine-tuning it is the untrained
 net), ``val/accuracy`` (argmax correct, over rows with exactly one label), ``val/macro_f1``
 (threshold 0.5), ``val/exact_match``, ``phase`` (index into ``PHASE_KINDS``). Early stopping
-on ``val/loss`` must ignore the pre-training epochs: use :class:`FinetuneEarlyStopping`.
+on ``val/loss`` must ignore the other phases' epochs: use :class:`FinetuneEarlyStopping`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,7 +57,8 @@ from robert.model.dbn import DeepBeliefNetwork, validate_hidden_widths
 from robert.model.rbm import RBM, VISIBLE_TYPES
 
 OPTIMIZERS = ("adamw", "sgd")
-PHASE_KINDS = ("rbm", "top_rbm", "finetune")
+LR_SCHEDULES = ("constant", "cosine")
+PHASE_KINDS = ("rbm", "top_rbm", "finetune", "generative")
 # CD settings the top RBM takes from ``pretrain`` unless ``top`` overrides them.
 CD_KEYS = ("lr", "cd_k", "persistent", "momentum", "weight_decay")
 FREE_ENERGY_REFERENCE_ROWS = 256  # training rows kept per epoch to compare free energies against
@@ -121,14 +136,34 @@ def validate_model_config(model: Mapping) -> dict[str, Any]:
         raise choice_error("model.finetune.optimizer", finetune.get("optimizer"), OPTIMIZERS)
     if finetune["optimizer"] == "sgd":
         _check_number(finetune, "momentum", "model.finetune.momentum", below=1.0)
-    return {**dict(model), "hidden": hidden, "pretrain": pretrain, "top": top, "finetune": finetune}
+    finetune.setdefault("lr_schedule", "constant")  # absent from configs written before it existed
+    if finetune["lr_schedule"] not in LR_SCHEDULES:
+        raise choice_error("model.finetune.lr_schedule", finetune["lr_schedule"], LR_SCHEDULES)
+    # Absent from configs written before the phase existed (checkpoints, tuned configs): disabled.
+    generative = dict(model.get("generative") or {"epochs": 0})
+    _check_number(generative, "epochs", "model.generative.epochs", integer=True)
+    if generative["epochs"] > 0:
+        _check_number(generative, "lr", "model.generative.lr", strictly_above=True)
+        _check_number(generative, "momentum", "model.generative.momentum", below=1.0)
+        _check_number(generative, "weight_decay", "model.generative.weight_decay")
+        generative.setdefault("top_lr", top["lr"])
+        generative.setdefault("cd_k", top["cd_k"])
+        generative.setdefault("softmax_labels", True)
+        if not isinstance(generative["softmax_labels"], bool):
+            raise UserError(f"model.generative.softmax_labels must be true or false; got "
+                            f"{generative['softmax_labels']!r}")
+        _check_number(generative, "top_lr", "model.generative.top_lr", strictly_above=True)
+        _check_number(generative, "cd_k", "model.generative.cd_k", integer=True, minimum=1)
+    return {**dict(model), "hidden": hidden, "pretrain": pretrain, "top": top, "finetune": finetune,
+            "generative": generative}
 
 
 def phase_schedule(model: Mapping) -> list[str]:
-    """Phase name of each epoch: ``rbm1``..``rbmN``, ``top_rbm``, ``finetune`` (validated config)."""
+    """Phase name of each epoch: ``rbm1``..``rbmN``, ``top_rbm``, ``finetune``, ``generative`` (validated config)."""
     schedule = [f"rbm{depth + 1}" for depth, n in enumerate(model["pretrain"]["epochs_per_layer"])
                 for _ in range(n)]
-    return schedule + ["top_rbm"] * model["top"]["epochs"] + ["finetune"] * model["finetune"]["epochs"]
+    return (schedule + ["top_rbm"] * model["top"]["epochs"] + ["finetune"] * model["finetune"]["epochs"]
+            + ["generative"] * model["generative"]["epochs"])
 
 
 def phase_kind(phase: str) -> str:
@@ -147,19 +182,31 @@ def unpack_batch(batch: Any) -> tuple[Tensor, Tensor]:
 
 
 class FinetuneEarlyStopping(EarlyStopping):
-    """EarlyStopping that only counts fine-tuning epochs (pre-training epochs neither improve nor wait)."""
+    """EarlyStopping that only counts fine-tuning epochs (other phases' epochs neither improve nor wait).
+
+    When it stops fine-tuning and the schedule has generative epochs, training goes on with them
+    (:meth:`DBNModule.stop_finetuning`) instead of ending: the dream needs that phase.
+    """
 
     @staticmethod
-    def _pretraining(pl_module: pl.LightningModule) -> bool:
+    def _other_phase(pl_module: pl.LightningModule) -> bool:
         return isinstance(pl_module, DBNModule) and pl_module.current_phase != "finetune"
 
+    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, check: Any) -> None:
+        if self._other_phase(pl_module):
+            return
+        stopped_before = trainer.should_stop
+        check(trainer, pl_module)
+        if (trainer.should_stop and not stopped_before and isinstance(pl_module, DBNModule)
+                and pl_module.config["generative"]["epochs"] > 0):
+            trainer.should_stop = False
+            pl_module.stop_finetuning(trainer.current_epoch + 1)
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._pretraining(pl_module):
-            super().on_validation_end(trainer, pl_module)
+        self._check(trainer, pl_module, super().on_validation_end)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._pretraining(pl_module):
-            super().on_train_epoch_end(trainer, pl_module)
+        self._check(trainer, pl_module, super().on_train_epoch_end)
 
 
 # --- the module -------------------------------------------------------------------------------------
@@ -188,6 +235,8 @@ class DBNModule(pl.LightningModule):
         self._restored_generator: tuple[str, Tensor] | None = None
         self._train_reference: tuple[Tensor, Tensor] | None = None
         self._val_totals: dict[str, Tensor] = {}
+        # The first epoch after an early stop of fine-tuning (-1: not stopped); in the checkpoint.
+        self.register_buffer("finetune_stopped_at", torch.tensor(-1, dtype=torch.long))
 
     # --- schedule -------------------------------------------------------------------------------
 
@@ -197,27 +246,52 @@ class DBNModule(pl.LightningModule):
 
     @property
     def n_pretrain_epochs(self) -> int:
-        return sum(phase != "finetune" for phase in self.schedule)
+        """Epochs before fine-tuning (greedy pre-training and the top RBM)."""
+        return sum(phase not in ("finetune", "generative") for phase in self.schedule)
+
+    @property
+    def n_generative_epochs(self) -> int:
+        return self.config["generative"]["epochs"]
 
     def phase_at(self, epoch: int) -> str:
-        """The phase of ``epoch``; epochs past the schedule keep fine-tuning."""
-        return self.schedule[epoch] if epoch < len(self.schedule) else "finetune"
+        """The phase of ``epoch``; epochs past the schedule keep fine-tuning (or generative fine-tuning,
+        when the schedule has it: the recognition weights must not move after it).
+
+        After an early stop of fine-tuning (``finetune_stopped_at``) the generative epochs come next.
+        """
+        stopped_at = int(self.finetune_stopped_at)
+        if stopped_at >= 0 and epoch >= stopped_at:
+            return "generative"
+        if epoch < len(self.schedule):
+            return self.schedule[epoch]
+        return "generative" if self.n_generative_epochs > 0 else "finetune"
+
+    def stop_finetuning(self, next_epoch: int) -> None:
+        """Fine-tuning stopped early: ``next_epoch`` starts the generative phase."""
+        self.finetune_stopped_at.fill_(next_epoch)
 
     @property
     def current_phase(self) -> str:
         return self.phase_at(self.current_epoch)
 
     def rbm_of(self, phase: str) -> RBM:
-        return self.dbn.top_rbm if phase == "top_rbm" else self.dbn.rbms[int(phase[3:]) - 1]
+        return self.dbn.top_rbm if phase in ("top_rbm", "generative") else self.dbn.rbms[int(phase[3:]) - 1]
 
     def cd_settings(self, phase: str) -> dict[str, Any]:
-        """Keyword arguments of :meth:`RBM.contrastive_divergence_step` for ``phase`` (config's cd_k is k)."""
-        section = self.config["top"] if phase == "top_rbm" else self.config["pretrain"]
-        return {"k" if key == "cd_k" else key: section[key] for key in CD_KEYS}
+        """Keyword arguments of :meth:`RBM.contrastive_divergence_step` for ``phase`` (config's cd_k is k).
+
+        The generative phase retrains the top RBM with its settings, at ``generative.top_lr`` with
+        ``generative.cd_k`` Gibbs steps.
+        """
+        section = self.config["top"] if phase in ("top_rbm", "generative") else self.config["pretrain"]
+        settings = {"k" if key == "cd_k" else key: section[key] for key in CD_KEYS}
+        if phase == "generative":
+            settings |= {"lr": self.config["generative"]["top_lr"], "k": self.config["generative"]["cd_k"]}
+        return settings
 
     def rbm_input(self, phase: str, x: Tensor, y: Tensor) -> Tensor:
         """The data the RBM of ``phase`` models: activations of the layer below (+ labels for the top)."""
-        if phase == "top_rbm":
+        if phase in ("top_rbm", "generative"):
             return self.dbn.top_rbm_input(x, y)
         return self.dbn.up_pass(x, int(phase[3:]) - 1)
 
@@ -226,13 +300,24 @@ class DBNModule(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.dbn(x)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         finetune = self.config["finetune"]
         parameters = self.dbn.classifier.parameters()
         if finetune["optimizer"] == "sgd":
-            return torch.optim.SGD(parameters, lr=finetune["lr"], momentum=finetune["momentum"],
-                                   weight_decay=finetune["weight_decay"])
-        return torch.optim.AdamW(parameters, lr=finetune["lr"], weight_decay=finetune["weight_decay"])
+            optimizer = torch.optim.SGD(parameters, lr=finetune["lr"], momentum=finetune["momentum"],
+                                        weight_decay=finetune["weight_decay"])
+        else:
+            optimizer = torch.optim.AdamW(parameters, lr=finetune["lr"], weight_decay=finetune["weight_decay"])
+        if finetune["lr_schedule"] == "constant":
+            return optimizer
+        # Cosine decay over the fine-tuning epochs (Loshchilov & Hutter 2017, no restarts): the last epochs
+        # take small steps, so the model does not depend on where the last noisy step landed. Stepped once
+        # per fine-tuning epoch (manual optimisation: see on_train_epoch_end); Lightning checkpoints its
+        # state, so a resumed run continues the same curve.
+        n_epochs = max(1, finetune["epochs"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda done: 0.5 * (1.0 + math.cos(math.pi * min(done, n_epochs) / n_epochs)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     def on_fit_start(self) -> None:
         if self.trainer.max_epochs is not None and 0 <= self.trainer.max_epochs < self.total_epochs:
@@ -266,10 +351,24 @@ class DBNModule(pl.LightningModule):
         # Fine-tuning starts from the pre-trained stack (unless there was no pre-training at all:
         # then the classifier keeps its Glorot initialisation). The flag is in state_dict, so a
         # resumed run does not copy again.
-        if (self.current_phase == "finetune" and self.n_pretrain_epochs > 0
+        phase = self.current_phase
+        if (phase in ("finetune", "generative") and self.n_pretrain_epochs > 0
                 and not bool(self.dbn.classifier_initialised)):
             self.dbn.initialise_classifier_from_stack()
-        self.log("phase", float(self.phase_index(self.current_phase)), on_step=False, on_epoch=True)
+        # The flag is in state_dict too: a resumed generative phase does not restart its momentum.
+        if phase == "generative" and not bool(self.dbn.generative_finetuned):
+            self.dbn.begin_generative_finetuning()
+        self.log("phase", float(self.phase_index(phase)), on_step=False, on_epoch=True)
+
+    def on_train_epoch_end(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is not None and self.current_phase == "finetune":
+            self.log("finetune/lr", scheduler.get_last_lr()[0], on_step=False, on_epoch=True)
+            scheduler.step()
+        # After an early stop of fine-tuning the schedule's end is not max_epochs: stop here.
+        stopped_at = int(self.finetune_stopped_at)
+        if stopped_at >= 0 and self.current_epoch + 1 >= stopped_at + self.n_generative_epochs:
+            self.trainer.should_stop = True
 
     @staticmethod
     def phase_index(phase: str) -> int:
@@ -296,10 +395,27 @@ class DBNModule(pl.LightningModule):
             def reduce(tensor: Tensor) -> Tensor:
                 return self.trainer.strategy.reduce(tensor, reduce_op="mean")
         # CD statistics in float32 whatever the Trainer's precision: sums of small differences.
+        rbm = self.rbm_of(phase)
+        # Retraining the top RBM, its label units are one softmax group (measured: 9 of 10 dreams on the
+        # diagonal instead of 7; README, "Dream report"), for single-gas (one-hot) batches: a mixture's
+        # labels are not one of K. Only for these CD steps: a dream clamps the labels.
+        if (phase == "generative" and self.config["generative"]["softmax_labels"]
+                and bool((y.sum(dim=1) == 1).all())):
+            rbm.softmax_units = self.dbn.n_labels
         with torch.autocast(device_type=self.device.type, enabled=False):
-            error = self.rbm_of(phase).contrastive_divergence_step(
-                self.rbm_input(phase, x, y), generator=self.generator, reduce_statistics=reduce,
-                **self.cd_settings(phase))
+            try:
+                error = rbm.contrastive_divergence_step(self.rbm_input(phase, x, y), generator=self.generator,
+                                                        reduce_statistics=reduce, **self.cd_settings(phase))
+            finally:
+                rbm.softmax_units = 0
+            if phase == "generative":
+                generative = self.config["generative"]
+                wake_error = self.dbn.wake_phase_step(x, generative["lr"], generative["momentum"],
+                                                      generative["weight_decay"], reduce)
+        if phase == "generative":
+            self.log("generative/train_top_recon_error", error, on_step=False, on_epoch=True, batch_size=len(x),
+                     sync_dist=True)
+            error = wake_error
         self.log(f"{phase}/train_recon_error", error, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(x), sync_dist=True)
         return error
@@ -313,7 +429,8 @@ class DBNModule(pl.LightningModule):
                             "single_rows": zeros.new_zeros(()), "single_correct": zeros.new_zeros(()),
                             "true_positive": zeros.clone(), "false_positive": zeros.clone(),
                             "false_negative": zeros.clone(), "recon_sq": zeros.new_zeros(()),
-                            "recon_values": zeros.new_zeros(()), "free_energy": zeros.new_zeros(())}
+                            "recon_values": zeros.new_zeros(()), "free_energy": zeros.new_zeros(()),
+                            "top_rbm_correct": zeros.new_zeros(())}
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x, y = unpack_batch(batch)
@@ -333,9 +450,16 @@ class DBNModule(pl.LightningModule):
         totals["false_positive"] += (predicted & ~truth).sum(dim=0)
         totals["false_negative"] += (~predicted & truth).sum(dim=0)
         phase = self.current_phase
-        if phase != "finetune":
-            rbm, data = self.rbm_of(phase), self.rbm_input(phase, x, y).float()
-            with torch.autocast(device_type=self.device.type, enabled=False):
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            if phase in ("top_rbm", "generative"):
+                top_choice = self.dbn.label_free_energies(x.float()).argmin(dim=1)
+                totals["top_rbm_correct"] += (top_choice == truth.float().argmax(dim=1))[single].sum()
+            if phase == "generative":
+                squared, n_values = self.dbn.generation_errors(x.float())
+                totals["recon_sq"] += squared.double()
+                totals["recon_values"] += n_values
+            elif phase != "finetune":
+                rbm, data = self.rbm_of(phase), self.rbm_input(phase, x, y).float()
                 reconstruction = rbm.visible_mean(rbm.hidden_probs(data))
                 totals["recon_sq"] += ((reconstruction - data) ** 2).sum().double()
                 totals["recon_values"] += data.numel()
@@ -352,9 +476,11 @@ class DBNModule(pl.LightningModule):
                                             + totals["false_negative"]).clamp(min=1)
         metrics["val/macro_f1"] = f1.mean()
         phase = self.current_phase
+        if phase in ("top_rbm", "generative") and totals["single_rows"] > 0:
+            metrics[f"{phase}/val_top_rbm_accuracy"] = totals["top_rbm_correct"] / totals["single_rows"]
         if phase != "finetune" and totals["recon_values"] > 0:
             metrics[f"{phase}/val_recon_error"] = totals["recon_sq"] / totals["recon_values"]
-            if self._train_reference is not None:
+            if self._train_reference is not None and phase != "generative":
                 rbm = self.rbm_of(phase)
                 reference = self.rbm_input(phase, *self._train_reference).float()
                 train_free_energy = reduce(rbm.free_energy(reference).mean(), reduce_op="mean")

@@ -87,6 +87,10 @@ class RBM(nn.Module):
         self.register_buffer("persistent_visible", torch.zeros(max(n_persistent_chains, 1), n_visible))
         # A tensor flag (not a Python bool) so it travels in state_dict with the chains.
         self.register_buffer("persistent_ready", torch.zeros((), dtype=torch.bool))
+        # The last ``softmax_units`` visible units form one softmax group (0: none). A training-time
+        # setting, not state: it changes how the visible layer is sampled, not the energy of one-hot
+        # vectors (free energies, hence free-energy classification, are the same).
+        self.softmax_units = 0
 
     def extra_repr(self) -> str:
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, visible_type={self.visible_type!r}"
@@ -98,9 +102,19 @@ class RBM(nn.Module):
         return torch.sigmoid(visible @ self.weight + self.hidden_bias)
 
     def visible_mean(self, hidden: Tensor) -> Tensor:
-        """E[v | h]: p(v = 1 | h) for Bernoulli units, the Gaussian mean b + W h for Gaussian units."""
+        """E[v | h]: p(v = 1 | h) for Bernoulli units, the Gaussian mean b + W h for Gaussian units.
+
+        With ``softmax_units = K`` (Bernoulli only) the last K visible units are one softmax group: their
+        means are the probabilities of a one-of-K choice (Hinton, Osindero & Teh 2006's label units).
+        """
         activation = hidden @ self.weight.T + self.visible_bias
-        return torch.sigmoid(activation) if self.visible_type == "bernoulli" else activation
+        if self.visible_type != "bernoulli":
+            return activation
+        if self.softmax_units:
+            group = self.n_visible - self.softmax_units
+            return torch.cat([torch.sigmoid(activation[:, :group]), torch.softmax(activation[:, group:], dim=1)],
+                             dim=1)
+        return torch.sigmoid(activation)
 
     def sample_h(self, visible: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """(p(h | v), a binary sample of h)."""
@@ -110,9 +124,16 @@ class RBM(nn.Module):
     def sample_v(self, hidden: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """(E[v | h], a sample of v): binary for Bernoulli units, mean + N(0, 1) for Gaussian units."""
         mean = self.visible_mean(hidden)
-        if self.visible_type == "bernoulli":
+        if self.visible_type != "bernoulli":
+            return mean, mean + normal_like(mean, generator)
+        if not self.softmax_units:
             return mean, bernoulli_sample(mean, generator)
-        return mean, mean + normal_like(mean, generator)
+        group = self.n_visible - self.softmax_units
+        # One-of-K by inverse CDF with one uniform draw per row (device-independent like uniform_like).
+        cumulative = mean[:, group:].cumsum(dim=1)
+        choice = (cumulative < uniform_like(cumulative[:, :1], generator) * cumulative[:, -1:]).sum(dim=1)
+        one_hot = nn.functional.one_hot(choice.clamp(max=self.softmax_units - 1), self.softmax_units)
+        return mean, torch.cat([bernoulli_sample(mean[:, :group], generator), one_hot.to(mean.dtype)], dim=1)
 
     def free_energy(self, visible: Tensor) -> Tensor:
         """F(v) = -log sum_h exp(-E(v, h)) per row, shape (batch,); p(v) is proportional to exp(-F(v))."""
@@ -198,11 +219,38 @@ class RBM(nn.Module):
             visible_bias_gradient = reduce_statistics(visible_bias_gradient)
             hidden_bias_gradient = reduce_statistics(hidden_bias_gradient)
 
-        for parameter, velocity, gradient, decay in (
-            (self.weight, self.weight_velocity, weight_gradient, weight_decay),
-            (self.visible_bias, self.visible_bias_velocity, visible_bias_gradient, 0.0),
-            (self.hidden_bias, self.hidden_bias_velocity, hidden_bias_gradient, 0.0),
-        ):
+        self._momentum_update(((self.weight, self.weight_velocity, weight_gradient, weight_decay),
+                               (self.visible_bias, self.visible_bias_velocity, visible_bias_gradient, 0.0),
+                               (self.hidden_bias, self.hidden_bias_velocity, hidden_bias_gradient, 0.0)),
+                              lr, momentum)
+        return reconstruction_error
+
+    @staticmethod
+    def _momentum_update(updates: tuple[tuple[Tensor, Tensor, Tensor, float], ...], lr: float,
+                         momentum: float) -> None:
+        """velocity <- momentum * velocity + lr * (gradient - decay * parameter); parameter += velocity."""
+        for parameter, velocity, gradient, decay in updates:
             velocity.mul_(momentum).add_(gradient - decay * parameter, alpha=lr)
             parameter.add_(velocity)
-        return reconstruction_error
+
+    @torch.no_grad()
+    def generative_step(self, hidden: Tensor, visible: Tensor, lr: float = 0.05, momentum: float = 0.5,
+                        weight_decay: float = 2e-4, reduce_statistics: StatisticsReducer | None = None) -> Tensor:
+        """One wake-phase delta-rule update of the top-down (generative) direction only; in place.
+
+        Hinton, Osindero & Teh 2006 (section 5): with recognition states ``hidden`` of the layer above and
+        ``visible`` of this layer, dW = lr * (visible - E[v | hidden])^T hidden, db = lr * (visible - E[v | hidden]),
+        the gradient of log p(visible | hidden) (Bernoulli: cross-entropy; unit-variance Gaussian: squared
+        error). The hidden biases, used only upward, stay. Same momentum/decay rule as the CD step.
+        Returns the mean squared error of the top-down prediction before the update.
+        """
+        error = visible - self.visible_mean(hidden)
+        weight_gradient = error.T @ hidden / visible.shape[0]
+        visible_bias_gradient = error.mean(dim=0)
+        if reduce_statistics is not None:
+            weight_gradient = reduce_statistics(weight_gradient)
+            visible_bias_gradient = reduce_statistics(visible_bias_gradient)
+        self._momentum_update(((self.weight, self.weight_velocity, weight_gradient, weight_decay),
+                               (self.visible_bias, self.visible_bias_velocity, visible_bias_gradient, 0.0)),
+                              lr, momentum)
+        return (error ** 2).mean()
