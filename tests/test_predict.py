@@ -265,7 +265,7 @@ def three_grids(test: Spectra, coverage: Coverage, n: int, seed: int) -> list[pd
     return frames
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "interleaved", "one_grid"])
+@pytest.mark.parametrize("layout", ["contiguous", "interleaved", "one_grid", "one_grid_descending"])
 def test_a_batch_gives_what_each_spectrum_gives_alone(wfc3_model, layout, monkeypatch):
     """The vectorised batch path (one sort, grids shared, one matrix per grid; sorting and gathering on two
     threads as for a large table) == spectrum by spectrum."""
@@ -281,8 +281,10 @@ def test_a_batch_gives_what_each_spectrum_gives_alone(wfc3_model, layout, monkey
 
 def check_batch_against_single_spectra(model: RobertModel, test: Spectra, coverage: Coverage, layout: str) -> None:
     frames = three_grids(test, coverage, 9, 0)
-    if layout == "one_grid":  # every spectrum on the coverage's bins: the equal-length reshape path
+    if layout.startswith("one_grid"):  # every spectrum on the coverage's bins: the equal-length reshape path
         frames = [observed_frame(test.depth[i % len(test)], coverage, 20, i) for i in range(9)]
+    if layout == "one_grid_descending":  # as tables in wavenumber order are published: no sort, a reversal
+        frames = [f.sort_values("wavelength_um", ascending=False, ignore_index=True) for f in frames]
     alone = [model.predict_observed(f) for f in frames]
     batch = pd.concat([f.assign(spectrum=f"s{i}") for i, f in enumerate(frames)], ignore_index=True)
     if layout == "interleaved":  # rows of all spectra mixed: the global sort

@@ -159,6 +159,8 @@ def _row_order(codes: np.ndarray | None, offsets: np.ndarray | None, wavelength:
         view = wavelength.reshape(len(counts), counts[0])
         if np.all(view[:, 1:] > view[:, :-1]):
             return None
+        if np.all(view[:, 1:] < view[:, :-1]):  # published in descending wavelength (wavenumber order)
+            return (offsets[:-1, None] + np.arange(counts[0] - 1, -1, -1)).ravel()
         # not stable (3x faster): only exact ties could swap, and those are an error reported from a stable sort
         order = np.empty(view.shape, dtype=np.int64)
 
