@@ -274,6 +274,12 @@ def test_dream_is_a_deterministic_visible_vector_in_unit_range(trained: FitResul
     assert not torch.equal(visible, other)
     with pytest.raises(ValueError, match="label_index"):
         dbn.dream(dbn.n_labels, 1, 1, torch.Generator())
+    # chains started in the label's basin: deterministic too, and a different draw from the random start
+    labelled, _ = dbn.dream(1, 8, 20, torch.Generator().manual_seed(5), start="label")
+    assert torch.equal(labelled, dbn.dream(1, 8, 20, torch.Generator().manual_seed(5), start="label")[0])
+    assert not torch.equal(labelled, visible)
+    with pytest.raises(ValueError, match="dream start"):
+        dbn.dream(1, 1, 1, torch.Generator(), start="middle")
 
 
 def test_gaussian_visible_dream_is_clamped_to_the_data_range() -> None:

@@ -202,6 +202,7 @@ def test_a_model_without_a_trained_generative_stack_is_refused_for_the_generativ
     (["dream.methods=[generative,sleepwalk]"], "unknown dream method 'sleepwalk'"),
     (["dream.generative.n_chains=0"], "dream.generative.n_chains must be an integer >= 1"),
     (["dream.optimisation.start=1.5"], r"dream.optimisation.start must lie in \[0, 1\]"),
+    (["dream.generative.start=middle"], r"dream.generative.start"),
 ])
 def test_bad_dream_settings_name_the_field(overrides, message):
     with pytest.raises(UserError, match=message):

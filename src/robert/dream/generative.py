@@ -26,14 +26,14 @@ def require_generative_stack(trained: bool, model_label: str) -> None:
 
 
 def generative_dream(network: DeepBeliefNetwork, molecules: list[str], label_index: int, n_chains: int,
-                     n_gibbs_steps: int, seed: int) -> Dream:
+                     n_gibbs_steps: int, seed: int, start: str = "random") -> Dream:
     """The mean over ``n_chains`` Gibbs chains of the visible layer with label ``label_index`` clamped.
 
     Each molecule's chains draw from their own generator seeded by (seed, molecule), so a molecule's
     dream does not depend on which other molecules are dreamt, or in which order.
     """
     generator = torch.Generator().manual_seed(stable_seed("generative-dream", seed, molecules[label_index]))
-    visible, activations = network.dream(label_index, n_chains, n_gibbs_steps, generator)
+    visible, activations = network.dream(label_index, n_chains, n_gibbs_steps, generator, start)
     return Dream("generative", molecules[label_index], visible.mean(dim=0).double().numpy(),
                  visible.std(dim=0).double().numpy() if n_chains > 1 else np.zeros(visible.shape[1]),
                  [layer.mean(dim=0).double().numpy() for layer in activations])

@@ -45,6 +45,7 @@ from robert.dream.real_spectra import ClassSpectra, training_spectra
 from robert.dream.report import Table, write_html, write_json
 from robert.dream.result import METHODS, Dream
 from robert.errors import UserError, choice_error
+from robert.model.dbn import DREAM_STARTS
 from robert.tracking.registry import ModelRef, load_robert_model
 from robert.tracking.setup import configure_tracking
 from robert.training.train import flatten, torch_threads
@@ -64,6 +65,7 @@ class DreamSettings:
     seed: int
     n_chains: int
     n_gibbs_steps: int
+    chain_start: str
     optimisation: OptimisationSettings
     max_similarity_r: float
     diagnostics_rows: int
@@ -87,9 +89,13 @@ class DreamSettings:
         if isinstance(similarity, bool) or not isinstance(similarity, int | float) or not -1 < similarity <= 1:
             raise UserError(f"dream.max_similarity_r must be a correlation in (-1, 1]; got {similarity!r}")
         figure_molecules = dream.get("figure_molecules")
+        chain_start = generative.get("start", "random")
+        if chain_start not in DREAM_STARTS:
+            raise choice_error("dream.generative.start", chain_start, DREAM_STARTS)
         return cls(str(dream["model_uri"]), list(dict.fromkeys(methods)), int(dream["seed"]),
                    _positive_int(generative, "n_chains", "dream.generative.n_chains"),
                    _positive_int(generative, "n_gibbs_steps", "dream.generative.n_gibbs_steps", minimum=0),
+                   str(chain_start),
                    OptimisationSettings.from_config(dream.get("optimisation") or {}), float(similarity),
                    _positive_int(dream, "diagnostics_rows", "dream.diagnostics_rows", minimum=0),
                    [figure_molecules] if isinstance(figure_molecules, str) else figure_molecules,
@@ -99,8 +105,8 @@ class DreamSettings:
 
 def dream_all(network: torch.nn.Module, molecules: list[str], method: str, settings: DreamSettings) -> list[Dream]:
     if method == "generative":
-        return [generative_dream(network, molecules, j, settings.n_chains, settings.n_gibbs_steps, settings.seed)
-                for j in range(len(molecules))]
+        return [generative_dream(network, molecules, j, settings.n_chains, settings.n_gibbs_steps, settings.seed,
+                                 settings.chain_start) for j in range(len(molecules))]
     return [optimisation_dream(network, molecules, j, settings.optimisation) for j in range(len(molecules))]
 
 
@@ -167,7 +173,8 @@ def _notes(settings: DreamSettings, real: ClassSpectra, summary: Mapping[str, An
         "mean of all class means); best match = the highest r in a dream's row. The raw-spectrum matrix is "
         "shown beside it.",
         f"Generative: label clamped in the top RBM, {settings.n_chains} chains × {settings.n_gibbs_steps} Gibbs "
-        "steps, mean-field pass down, averaged over chains (band: ±1σ over chains). Optimisation: gradient "
+        f"steps from a {settings.chain_start} start, mean-field pass down, averaged over chains (band: ±1σ over "
+        "chains). Optimisation: gradient "
         f"ascent on the molecule's logit from a flat spectrum ({settings.optimisation.start}), "
         f"{settings.optimisation.steps} Adam steps of lr {settings.optimisation.lr}, smoothness weight "
         f"{settings.optimisation.smoothness:g}, box [0, 1]; shown min-max normalised.",

@@ -60,6 +60,8 @@ from torch import Tensor, nn
 from robert.errors import UserError
 from robert.model.rbm import RBM, StatisticsReducer, bernoulli_sample
 
+DREAM_STARTS = ("random", "label")  # where the label-clamped Gibbs chains of a dream begin (see dream)
+
 
 def validate_hidden_widths(hidden: object, field: str = "model.hidden") -> list[int]:
     """The hidden widths as a list of positive ints, or a UserError naming ``field``.
@@ -261,11 +263,14 @@ class DeepBeliefNetwork(nn.Module):
 
     @torch.no_grad()
     def dream(self, label_index: int, n_chains: int, n_gibbs_steps: int,
-              generator: torch.Generator) -> tuple[Tensor, list[Tensor]]:
+              generator: torch.Generator, start: str = "random") -> tuple[Tensor, list[Tensor]]:
         """The network's idea of one molecule's spectrum (Waldmann 2016, Fig. 5).
 
-        Clamp label ``label_index`` on (the others off) in the top RBM, start the penultimate units
-        at random binary states, run ``n_gibbs_steps`` of Gibbs sampling between the top RBM's
+        Clamp label ``label_index`` on (the others off) in the top RBM, start the chains (``start``:
+        ``"random"`` = the penultimate units at random binary states; ``"label"`` = the top units at a
+        sample of what the clamped label alone drives, p(h | penultimate off, label), so the chains begin
+        in the label's own basin: the associative memory mixes slowly between basins, measured on the
+        paper-scale champion), run ``n_gibbs_steps`` of Gibbs sampling between the top RBM's
         hidden and penultimate units (labels re-clamped each step), then pass the penultimate
         probabilities down through the generative weights with mean-field activations. After
         generative fine-tuning those are the retrained top RBM and the wake-phase-trained weights.
@@ -279,9 +284,13 @@ class DeepBeliefNetwork(nn.Module):
         reference = self.top_rbm.weight
         labels = torch.zeros(n_chains, self.n_labels, device=reference.device, dtype=reference.dtype)
         labels[:, label_index] = 1.0
-        penultimate_start = torch.full((n_chains, self.n_penultimate), 0.5, device=reference.device,
-                                       dtype=reference.dtype)
-        penultimate = bernoulli_sample(penultimate_start, generator)
+        if start not in DREAM_STARTS:
+            raise ValueError(f"dream start must be one of {DREAM_STARTS}, got {start!r}")
+        if start == "random":
+            penultimate = bernoulli_sample(torch.full((n_chains, self.n_penultimate), 0.5, device=reference.device,
+                                                      dtype=reference.dtype), generator)
+        else:
+            penultimate = torch.zeros(n_chains, self.n_penultimate, device=reference.device, dtype=reference.dtype)
         top_probs, top_states = self.top_rbm.sample_h(torch.cat([penultimate, labels], dim=1), generator)
         for _ in range(n_gibbs_steps):
             _, top_visible = self.top_rbm.sample_v(top_states, generator)
