@@ -156,6 +156,9 @@ def main() -> None:
     parser.add_argument("--speed-spectra", type=int, default=512)
     parser.add_argument("--paper-spectra", type=int, default=980)
     parser.add_argument("--cache", type=Path, default=ROOT / "build" / "opacities")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only our spectra/s and the generator's paper-set time (no TauREx: e.g. on a GPU "
+                             "machine with device=cuda, where TauREx is not installed)")
     parser.add_argument("overrides", nargs="*", help="simulate config overrides, e.g. n_angles=4")
     args = parser.parse_args()
     # the geometry's preset (conf/simulate/<geometry>.yaml), then the user's overrides
@@ -174,6 +177,12 @@ def main() -> None:
     paper_seconds, generate_per_s, generate_peak_mb = paper_set_seconds(overrides, args.cache, args.paper_spectra)
     print(f"generator (src/generate.py, with detectability, set-up included): {generate_per_s:.0f} spectra/s "
           f"-> paper set {paper_seconds:.0f} s, peak RSS {generate_peak_mb:.0f} MB")
+    if args.speed_only:
+        print(json.dumps({"spectra_per_s": round(ours_per_s, 1), "paper_set_seconds": round(paper_seconds, 1),
+                          "generate_spectra_per_s": round(generate_per_s, 1), "peak_rss_mb": round(generate_peak_mb, 1),
+                          "cores": cores, "overrides": args.overrides, "geometry": args.geometry,
+                          "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}))
+        return
 
     MODELS.update(build_models(overrides, molecules, args.cache))
     cases = random_cases(MODELS, PLANETS, args.cases)
