@@ -147,9 +147,6 @@ def taurex_depth(case: TaurexCase) -> tuple[np.ndarray, float]:
     return bin_like_ours(case, spectrum), seconds
 
 
-taurex_eclipse_depth = taurex_depth  # the emission name, kept for its callers
-
-
 def random_cases(models: Mapping[str, ForwardModel], planets: Sequence[str], n_cases: int,
                  seed: int = 7, clouds: bool = False) -> list[dict]:
     """n_cases (planet, molecule, temperature profile, VMR) from the models' priors, cycling planets and molecules.
