@@ -39,7 +39,6 @@ sys.path.insert(0, str(ROOT / "src"))
 from robert.errors import UserError, exit_on_user_error  # noqa: E402
 from robert.training.evaluate import test_metrics  # noqa: E402
 from robert.training.train import build_datamodule, train  # noqa: E402
-from robert.tuning.objective import pinned_requirements  # noqa: E402
 from robert.tuning.run import run_study  # noqa: E402
 
 SUBSET_PLANETS = ["gj1214b"]
@@ -99,7 +98,6 @@ def main() -> None:
         default_start = time.perf_counter()
         default_cfg = compose_config("train", [*common, "train.register=false", f"train.output={tmp}/default.json",
                                                f"train.checkpoint_dir={tmp}/default-ckpt"])
-        default_cfg["train"]["pip_requirements"] = pinned_requirements(cfg["tune"]["model_requirements"])
         default_run = train(default_cfg, ROOT)
         default = test_accuracy(default_run.model_uri, default_cfg)
         default_seconds = time.perf_counter() - default_start

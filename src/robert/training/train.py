@@ -220,7 +220,7 @@ def _log_results(cfg: Mapping, root: Path, module: DBNModule, datamodule: Spectr
         package = package_for_inference(network, datamodule, cfg, tmp_dir / "inference")
         mlflow.log_metrics(package.metrics)
         register = cfg["train"].get("register", True)
-        # an explicit list (tuning trials pass one), else the installed versions of train.model_requirements;
+        # an explicit list (train.pip_requirements), else the installed versions of train.model_requirements;
         # neither: MLflow infers them (~10 s, and lists this package, which no index serves)
         requirements = cfg["train"].get("pip_requirements") or pinned_requirements(
             cfg["train"].get("model_requirements") or [], "train.model_requirements") or None

@@ -26,7 +26,6 @@ from optuna_integration import PyTorchLightningPruningCallback
 from robert.data.datamodule import resolve_planets
 from robert.errors import UserError
 from robert.model.lightning_module import DBNModule
-from robert.tracking.requirements import pinned_requirements
 from robert.training.train import train
 from robert.tuning.mlflow_runs import NestedTrialRun
 from robert.tuning.space import SearchSpace
@@ -82,14 +81,14 @@ class Objective:
     def __post_init__(self) -> None:
         self.metric = objective_metric(self.tune)
         self.trials_started = 0
-        self.requirements = pinned_requirements(self.tune.get("model_requirements") or [], "tune.model_requirements")
 
     def trial_config(self, trial: optuna.Trial, values: Mapping) -> dict:
         trial_dir = self.root / self.tune["work_dir"] / trial.study.study_name / f"trial-{trial.number:05d}"
         cfg = self.space.apply(self.train_cfg, values)
         # Per-trial checkpoints (a re-sampled config never resumes another trial's) and output; nothing registered.
+        # The logged model's pip requirements: train.model_requirements, pinned by train() as for any training.
         cfg["train"] = {**cfg["train"], "register": False, "checkpoint_dir": str(trial_dir / "checkpoints"),
-                        "output": str(trial_dir / "model.json"), "pip_requirements": self.requirements or None}
+                        "output": str(trial_dir / "model.json")}
         return cfg
 
     def __call__(self, trial: optuna.Trial) -> float:

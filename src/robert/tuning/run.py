@@ -58,7 +58,7 @@ def run_study(cfg: Mapping, root: Path, planet_choice: str | None = None) -> Stu
     validate_model_config(train_cfg["model"])
     # bad sections fail before the storage is touched
     objective_metric(tune), make_pruner(tune), make_sampler(tune, 0)
-    pinned_requirements(tune.get("model_requirements") or [], "tune.model_requirements")
+    pinned_requirements(train_cfg["train"].get("model_requirements") or [], "train.model_requirements")
     storage, shown = open_storage(tune, root)
     study, created = create_or_load(tune, storage)
     space.check_against(study)
