@@ -186,7 +186,9 @@ def test_failed_and_orphaned_trials_are_recorded_and_the_study_goes_on(synthetic
     storage, _ = open_storage(cfg["tune"], ROOT)
     orphan = optuna.create_study(storage=storage, study_name=STUDY, direction="maximize").ask()
     storage.record_heartbeat(orphan._trial_id)
-    time.sleep(1.5)  # past the grace period
+    # past the grace period: SQLite's now() has whole seconds and Optuna needs now - heartbeat > 1 s,
+    # which only a wait of 2 s or more guarantees (1.5 s failed when both fell in one second's edges)
+    time.sleep(2.5)
 
     calls = []
 

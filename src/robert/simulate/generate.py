@@ -26,7 +26,9 @@ from tqdm import tqdm
 
 from robert.errors import UserError, choice_error
 from robert.physics.clouds import sample_cloud_top_pressure_bar
-from robert.physics.model import ForwardModel, forward_model_from_config
+from robert.physics.config import SimulateSettings
+from robert.physics.model import ForwardModel, forward_model
+from robert.physics.planet import planet_from_config
 from robert.physics.priors import TemperatureParameters, sample_parameters
 from robert.simulate.shards import (
     Shard,
@@ -130,10 +132,13 @@ def generate_planet(cfg: Mapping, planet_key: str, root: Path,
     if "keys" in cfg["planet"]:
         raise UserError(f"planet={planet_key} selects several planets ({', '.join(cfg['planet']['keys'])}); the "
                         "generator takes one: python src/generate.py planet=<one of them> (`dvc repro` runs all)")
+    # the config is checked in full before any file is read: a bad override is named as such even
+    # where no opacity cache has been built yet
+    settings = SimulateSettings.from_config(cfg["simulate"])
+    planet = planet_from_config(cfg["planet"], where="planet")
     cache_dir = root / cfg["cache_dir"]
     provenance = cache_provenance(cache_dir, molecules)
-    model = forward_model_from_config(cfg, molecules, cache_dir)
-    settings, planet = model.settings, model.planet
+    model = forward_model(settings, planet, molecules, cache_dir)
 
     out_dir = geometry_dataset_dir(root / dataset["out_dir"], settings.geometry) / kind / planet_key
     # what the spectra depend on (not where they are written)
