@@ -17,7 +17,7 @@ from test_train import ALL_PHASES, LEARNS, PLANETS, train_config, use_store, wri
 
 from conftest import ROOT, compose_config
 from robert.errors import UserError
-from robert.training.evaluate import evaluate
+from robert.training.evaluate import evaluate, identification_ceiling
 from robert.training.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
@@ -59,6 +59,8 @@ def test_the_champion_alias_moves_only_on_improvement(tmp_path):
     assert set(metrics["f1"]) == {"H2O", "CO", "CO2"} and 0 <= metrics["test_accuracy"] <= 1
     snr = read_csv(out / "accuracy_vs_snr.csv")
     assert [row["snr"] for row in snr] == ["1", "3", "5", "10", "30", "100", "noiseless"]
+    ceilings = [float(row["identification_ceiling"]) for row in snr]
+    assert ceilings == sorted(ceilings) and ceilings[-1] == 1.0  # more signal never lowers the bound
     assert read_csv(out / "accuracy_vs_mixing_ratio.csv") and read_csv(out / "accuracy_vs_detectability.csv")
     assert (out / "confusion_matrix.png").stat().st_size > 0
     assert sum(map(sum, json.loads((out / "confusion_matrix.json").read_text())["matrix"])) == metrics["n_test"]
@@ -81,3 +83,15 @@ def test_evaluating_before_training_names_the_fix(tmp_path):
     cfg = compose_config("evaluate", [f"train.output={tmp_path}/none.json", f"tracking.uri=sqlite:///{tmp_path}/db"])
     with pytest.raises(UserError, match=r"no trained model recorded at .*: run `dvc repro train`"):
         evaluate(cfg, ROOT)
+
+
+def test_the_identification_ceiling_is_a_coin_flip_without_signal_and_certainty_with_much():
+    n_bins = 901
+    # no feature at all: two indistinguishable hypotheses, the best test is right half the time
+    assert identification_ceiling([0.0, 0.0], snr=10, n_bins=n_bins) == 0.5
+    # a feature of S/N d = 2 (detectability x SNR x sqrt(n_bins)): 1 - Phi(-1) = 0.8413
+    assert identification_ceiling([2 / (10 * 901 ** 0.5)], snr=10, n_bins=n_bins) == pytest.approx(0.8413, abs=1e-4)
+    assert identification_ceiling([0.1], snr=10, n_bins=n_bins) == pytest.approx(1.0)  # S/N 30: 1 - Phi(-15)
+    assert identification_ceiling([1e-4], snr=100, n_bins=n_bins) > identification_ceiling([1e-4], snr=10,
+                                                                                            n_bins=n_bins)
+    assert identification_ceiling([0.0], snr=None, n_bins=n_bins) == 1.0  # noiseless: no bound

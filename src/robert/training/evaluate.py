@@ -4,7 +4,9 @@ Writes under ``evaluate.out_dir``:
   metrics.json                      test_accuracy (single gas; exact match for mixtures), macro-F1,
                                     exact match, per-molecule precision/recall/F1 (``dvc metrics show``)
   per_molecule.csv                  the per-molecule table
-  accuracy_vs_snr.csv               accuracy and macro-F1 at each ``evaluate.snr_grid`` SNR (DVC plot)
+  accuracy_vs_snr.csv               accuracy and macro-F1 at each ``evaluate.snr_grid`` SNR (DVC plot), beside
+                                    the identification ceiling at that SNR (an approximate upper bound for
+                                    any classifier on this test set: :func:`identification_ceiling`)
   accuracy_vs_mixing_ratio.csv      share of present gases identified, by log10 mixing-ratio bin
   accuracy_vs_detectability.csv     the same by log10 detectability bin (where the limit is physical)
   accuracy_vs_<parameter>.csv       the same by log10 bin of each sampled parameter named in
@@ -39,6 +41,7 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from scipy.special import ndtr
 
 from robert.data.datamodule import SpectraDataModule, resolve_planets
 from robert.errors import UserError
@@ -106,20 +109,44 @@ def binned_accuracy(values: np.ndarray, hit: np.ndarray, n_bins: int, name: str)
     return table
 
 
+def feature_snr(detectability: np.ndarray, snr: float, n_bins: int) -> np.ndarray:
+    """S/N of each present gas's feature over the whole spectrum (0 where absent).
+
+    Its per-bin RMS signal is detectability x mean depth and the per-bin noise is mean depth / SNR, so
+    S/N = detectability x SNR x sqrt(n_bins).
+    """
+    return np.nan_to_num(np.asarray(detectability, dtype=float)) * float(snr) * math.sqrt(n_bins)
+
+
 def detectable_metrics(detectability: np.ndarray, hit: np.ndarray, snr: float | None, n_bins: int,
                        threshold: float) -> dict[str, float]:
-    """Accuracy on the present gases whose feature stands out of the noise, and their share.
-
-    A gas's feature S/N over the whole spectrum: its per-bin RMS signal is detectability x mean depth
-    and the per-bin noise is mean depth / SNR, so S/N = detectability x SNR x sqrt(n_bins). Below a
-    few sigma no classifier can tell the gas is there: that part of the test set is the physical limit.
+    """Accuracy on the present gases whose feature S/N (:func:`feature_snr`) reaches ``threshold``, and
+    their share. Below a few sigma no classifier can tell the gas is there: that part of the test set is
+    the physical limit (:func:`identification_ceiling`).
     """
     if snr is None:
         return {}
-    feature_snr = np.nan_to_num(detectability.astype(float)) * float(snr) * math.sqrt(n_bins)
-    visible = feature_snr >= threshold
+    visible = feature_snr(detectability, snr, n_bins) >= threshold
     return {"detectable_feature_snr": threshold, "detectable_fraction": float(visible.mean()),
-            "test_accuracy_detectable": float(hit[visible].mean()) if visible.any() else float("nan")}
+            "test_accuracy_detectable": float(hit[visible].mean()) if visible.any() else float("nan"),
+            "identification_ceiling": identification_ceiling(detectability, snr, n_bins)}
+
+
+def identification_ceiling(detectability: np.ndarray, snr: float | None, n_bins: int) -> float:
+    """An upper bound on the share of present gases any classifier can identify at this SNR (APPROXIMATE).
+
+    Why it bounds every classifier: the prior holds, beside "gas m at its mixing ratio", the same
+    atmosphere with another gas at the prior's floor (1e-8), which is indistinguishable from the
+    atmosphere without gas m. The two spectra differ by gas m's feature, whose S/N over the spectrum is
+    d = :func:`feature_snr`; with white Gaussian noise even the best test between those two hypotheses
+    alone errs with probability Phi(-d / 2) (equal priors). So the identification rate is at most
+    1 - mean Phi(-d / 2). Approximate: it ignores the min-max scaling and the prior density of the
+    second hypothesis, and it is loose (ten classes, not two, and near-degenerate pairs such as TiO/VO
+    are not counted), so the true ceiling lies below it. ``snr`` None (noiseless): 1.
+    """
+    if snr is None:
+        return 1.0
+    return float(1.0 - ndtr(-feature_snr(detectability, snr, n_bins) / 2.0).mean())
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -209,21 +236,22 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
     files += reliability_files
     files.append(write_csv(out_dir / "per_molecule.csv",
                            [{"molecule": m, **v} for m, v in metrics["per_molecule"].items()]))
+    pairs, hit = identified(probs, labels)
+    present_detectability = spectra.detectability[pairs[:, 0], pairs[:, 1]]
     snr_rows = []
     for snr in cfg["evaluate"]["snr_grid"]:
         at = test_metrics(model.predict_proba, datamodule, snr)
         snr_rows.append({"snr": snr_label(snr), "accuracy": at.get("accuracy", at["exact_match"]),
-                         "macro_f1": at["macro_f1"], "exact_match": at["exact_match"]})
+                         "macro_f1": at["macro_f1"], "exact_match": at["exact_match"],
+                         "identification_ceiling": identification_ceiling(present_detectability, snr, x.shape[1])})
     files.append(write_csv(out_dir / "accuracy_vs_snr.csv", snr_rows))
-    pairs, hit = identified(probs, labels)
     n_bins = int(cfg["evaluate"]["n_bins"])
     vmr = np.stack([spectra.params[f"vmr_{m}"] for m in datamodule.molecules], 1)
     files.append(write_csv(out_dir / "accuracy_vs_mixing_ratio.csv",
                            binned_accuracy(vmr[pairs[:, 0], pairs[:, 1]], hit, n_bins, "mixing_ratio")))
     files.append(write_csv(out_dir / "accuracy_vs_detectability.csv",
-                           binned_accuracy(spectra.detectability[pairs[:, 0], pairs[:, 1]], hit, n_bins,
-                                           "detectability")))
-    detectable = detectable_metrics(spectra.detectability[pairs[:, 0], pairs[:, 1]], hit, datamodule.snr,
+                           binned_accuracy(present_detectability, hit, n_bins, "detectability")))
+    detectable = detectable_metrics(present_detectability, hit, datamodule.snr,
                                     x.shape[1], float(cfg["evaluate"]["detectable_feature_snr"]))
     where_not_finite = {}
     for parameter in cfg["evaluate"].get("accuracy_by_parameter") or ():
@@ -268,7 +296,8 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
             **{f"test/accuracy_snr_{row['snr']}": row["accuracy"] for row in snr_rows}}
     if "test_accuracy_detectable" in summary:
         flat |= {"test/accuracy_detectable": summary["test_accuracy_detectable"],
-                 "test/detectable_fraction": summary["detectable_fraction"]}
+                 "test/detectable_fraction": summary["detectable_fraction"],
+                 "test/identification_ceiling": summary["identification_ceiling"]}
     if champion_score is not None:
         flat["test/champion_score"] = champion_score
     with mlflow.start_run(run_id=run_id):
