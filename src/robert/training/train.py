@@ -17,6 +17,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ from robert.tracking.setup import configure_tracking
 from robert.training.metrics import classification_metrics, confusion_matrix, write_confusion
 
 RUN_ID_FILE = "mlflow_run_id"
+# The checkpoint directory holds our own run-id file before the first checkpoint (and last.ckpt, which we
+# resume from, after a kill): Lightning's "exists and is not empty" warning is expected there, not a hazard.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 # Config sections that do not change what is trained (a resumed run may switch them).
 NOT_HASHED = ("tracking", "hydra", "evaluate")
 
