@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -40,9 +42,6 @@ from robert.tracking.setup import configure_tracking
 from robert.training.metrics import classification_metrics, confusion_matrix, write_confusion
 
 RUN_ID_FILE = "mlflow_run_id"
-# The checkpoint directory holds our own run-id file before the first checkpoint (and last.ckpt, which we
-# resume from, after a kill): Lightning's "exists and is not empty" warning is expected there, not a hazard.
-warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 # Config sections that do not change what is trained (a resumed run may switch them).
 NOT_HASHED = ("tracking", "hydra", "evaluate")
 
@@ -183,7 +182,12 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
             enable_progress_bar=bool(trainer_cfg["progress_bar"]), enable_model_summary=False,
             num_sanity_val_steps=int(trainer_cfg["num_sanity_val_steps"]),
             log_every_n_steps=int(trainer_cfg["log_every_n_steps"]), default_root_dir=checkpoint_dir)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        with warnings.catch_warnings():
+            # This directory holds our own run-id file before the first checkpoint (and last.ckpt, which we
+            # resume from, after a kill): Lightning's "not empty" warning is expected here, not a hazard.
+            ours = re.escape(os.path.realpath(checkpoint_dir))  # the form Lightning prints
+            warnings.filterwarnings("ignore", message=f"Checkpoint directory {ours} exists and is not empty")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
 
         result = TrainResult(run_id, tracking_uri, f"runs:/{run_id}/model", None, {}, resume, start.start_epoch,
                              trainer)
