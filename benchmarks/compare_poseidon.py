@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from robert.data.fetch import ensure_archive, read_member
 from robert.errors import UserError, exit_on_user_error
+from robert.inputs.fetch import ensure_archive, read_member
 from robert.physics import atmosphere, binning
 from robert.physics.chemistry import free_chemistry
 from robert.physics.config import load_simulate_config

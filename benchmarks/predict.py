@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from robert.cli import load_config, load_model, use_tracking  # noqa: E402
 from robert.data.datamodule import load_splits, resolve_planets  # noqa: E402
-from robert.data.spectra import add_noise, stable_seed  # noqa: E402
-from robert.inference.coverage import Coverage, restrict_spectra  # noqa: E402
 from robert.inference.serve import post_dataframe, served  # noqa: E402
+from robert.spectra.coverage import Coverage, restrict_spectra  # noqa: E402
+from robert.spectra.transforms import add_noise, stable_seed  # noqa: E402
 
 
 def test_tables(coverage: Coverage, n: int, snr: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:

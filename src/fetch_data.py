@@ -8,8 +8,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from robert.data.fetch import fetch_inputs
 from robert.errors import exit_on_user_error
+from robert.inputs.fetch import fetch_inputs
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="fetch_data")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, compose_config
-from robert.data import fetch
+from robert.inputs import fetch
 from robert.errors import UserError
 
 

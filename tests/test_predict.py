@@ -30,10 +30,10 @@ from robert.cli import main as cli_main
 from robert.data.datamodule import Spectra
 from robert.errors import UserError
 from robert.inference.calibration import f1_thresholds, pairwise_auc, reliability, roc_auc
-from robert.inference.coverage import Coverage, constrained, restrict_spectra
 from robert.inference.observed import read_observed_csv, validate_frame
 from robert.inference.predictor import _row_median, to_coverage
-from robert.inference.resample import averaging_matrix, grid_cells_um
+from robert.spectra.coverage import Coverage, constrained, restrict_spectra
+from robert.spectra.resample import averaging_matrix, grid_cells_um
 from robert.training.evaluate import evaluate
 from robert.training.train import build_datamodule, train
 

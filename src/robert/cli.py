@@ -27,10 +27,10 @@ import numpy as np
 
 import robert
 from robert.errors import UserError, exit_on_user_error
-from robert.inference.coverage import Coverage, constraint_snr_index, load_presets
 from robert.inference.observed import ObservedSpectra, read_observed_csv
 from robert.inference.predictor import CoverageMismatch, to_coverage
 from robert.physics.binning import output_grid_um
+from robert.spectra.coverage import Coverage, constraint_snr_index, load_presets
 
 if TYPE_CHECKING:
     import pandas as pd

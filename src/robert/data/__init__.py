@@ -1,1 +1,1 @@
-"""Real input data: obtaining, verifying and describing the files under ``data/``."""
+"""The training data: the simulator's shards in memory, their splits, and what each batch observes."""

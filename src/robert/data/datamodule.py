@@ -6,7 +6,7 @@ Reads ``<data.dataset_dir>/<composition>/<planet>/shard-*.h5`` for every selecte
 planets are selected, and it is never used for model selection), then the validation rows from
 ``data.split_seed``; the rest is training.
 
-Noise (:mod:`robert.data.spectra`, sigma = mean(depth)/SNR per spectrum): training batches get a
+Noise (:mod:`robert.spectra.transforms`, sigma = mean(depth)/SNR per spectrum): training batches get a
 fresh draw in :meth:`SpectraDataModule.on_after_batch_transfer` from a generator seeded by
 (noise seed, epoch, rank), so a resumed run repeats the noise of an uninterrupted one; the
 validation and test sets get one seeded draw when they are built. Every spectrum is then min-max
@@ -26,9 +26,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from robert.data.spectra import add_noise, noisy_normalised, normalise, stable_seed
+from robert.spectra.transforms import add_noise, noisy_normalised, normalise, stable_seed
 from robert.errors import UserError
-from robert.inference.coverage import Coverage, restrict_spectra
+from robert.spectra.coverage import Coverage, restrict_spectra
 from robert.simulate.shards import list_shards, read_shard
 
 SPLITS = ("train", "val", "test")
@@ -194,7 +194,7 @@ class SpectraDataModule(pl.LightningDataModule):
             self.splits = self._restrict_to_coverage(
                 load_splits(self.dataset_dir, self.composition, self.planets, self.data))
 
-    # --- instrument coverage hook (robert.inference.coverage) ----------------------------------
+    # --- instrument coverage hook (robert.spectra.coverage) ----------------------------------
 
     def _restrict_to_coverage(self, splits: dict[str, Spectra]) -> dict[str, Spectra]:
         """Coverage models see the instrument's bins only: restrict the CLEAN spectra, before noise and scaling.

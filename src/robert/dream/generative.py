@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from robert.data.spectra import stable_seed
 from robert.dream.result import Dream
 from robert.errors import UserError
 from robert.model.dbn import DeepBeliefNetwork
+from robert.spectra.transforms import stable_seed
 
 
 def require_generative_stack(trained: bool, model_label: str) -> None:

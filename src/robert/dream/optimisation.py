@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from robert.data.spectra import normalise
 from robert.dream.result import Dream
 from robert.errors import UserError
 from robert.model.dbn import DeepBeliefNetwork
+from robert.spectra.transforms import normalise
 
 
 @dataclass(frozen=True)

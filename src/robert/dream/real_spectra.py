@@ -22,8 +22,8 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from robert.data.datamodule import Spectra, SpectraDataModule
-from robert.data.spectra import normalise
 from robert.errors import UserError
+from robert.spectra.transforms import normalise
 from robert.tracking.registry import ModelRef
 
 CONFIG_ARTIFACT = "config.yaml"

@@ -29,7 +29,6 @@ from mlflow.tracking import MlflowClient
 
 from robert.atomic import atomic_write_bytes
 from robert.data.datamodule import Spectra
-from robert.data.spectra import normalise, stable_seed
 from robert.dream.comparison import (
     ConfusionResult,
     Distinguishability,
@@ -46,6 +45,7 @@ from robert.dream.report import Table, write_html, write_json
 from robert.dream.result import METHODS, Dream
 from robert.errors import UserError, choice_error
 from robert.model.dbn import DREAM_STARTS
+from robert.spectra.transforms import normalise, stable_seed
 from robert.tracking.registry import ModelRef, load_robert_model
 from robert.tracking.setup import configure_tracking
 from robert.training.train import flatten, torch_threads

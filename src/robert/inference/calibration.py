@@ -6,7 +6,7 @@
   well P(m) ranks spectra holding m above spectra holding j (rows with both or neither left out). Why
   pairwise and not one-vs-rest: with one gas per training spectrum, a molecule the coverage cannot see
   at all still gets a one-vs-rest AUC well above 0.5 because every VISIBLE gas excludes it; against
-  another invisible gas its pairwise AUC stays at chance. :func:`robert.inference.coverage.constrained`
+  another invisible gas its pairwise AUC stays at chance. :func:`robert.spectra.coverage.constrained`
   reads the minimum over partners.
 * Reliability (test set, evaluation stage): every (spectrum, molecule) probability against whether the
   molecule is present, in equal-width probability bins; ECE = sum_b n_b/N |frequency_b - mean P_b|.

@@ -1,6 +1,6 @@
 """What a trained model carries for inference on observed spectra, logged with it by the training run.
 
-* ``coverage.json``: the model's input bins (:class:`robert.inference.coverage.Coverage`) and the
+* ``coverage.json``: the model's input bins (:class:`robert.spectra.coverage.Coverage`) and the
   matching settings (``inference.observed``);
 * ``calibration.json``: per-molecule thresholds and the validation ROC AUC vs SNR
   (:class:`robert.inference.calibration.Calibration`);
@@ -25,12 +25,12 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from robert.data.spectra import add_noise, stable_seed
 from robert.inference.calibration import calibrate
-from robert.inference.coverage import Coverage
 from robert.inference.observed import BIN_COLUMNS, REQUIRED_COLUMNS, TEXT_COLUMNS
 from robert.inference.predictor import OUTPUT_COLUMNS
 from robert.model.dbn import DeepBeliefNetwork
+from robert.spectra.coverage import Coverage
+from robert.spectra.transforms import add_noise, stable_seed
 
 if TYPE_CHECKING:
     from robert.data.datamodule import SpectraDataModule

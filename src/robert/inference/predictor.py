@@ -2,11 +2,11 @@
 
 What the training pipeline does to a simulated spectrum, done to an observed one: its rows (validated and
 sorted by :mod:`robert.inference.observed`) are averaged onto the model's coverage bins
-(:mod:`robert.inference.resample`, the training transform), min-max normalised
-(:func:`robert.data.spectra.normalise`) and classified; the calibration stored with the model gives the
+(:mod:`robert.spectra.resample`, the training transform), min-max normalised
+(:func:`robert.spectra.transforms.normalise`) and classified; the calibration stored with the model gives the
 per-molecule threshold and, from the spectrum's own SNR, whether the coverage constrains the molecule.
 
-Observed SNR: training noise is white with sigma = mean(depth)/SNR (:mod:`robert.data.spectra`), so a
+Observed SNR: training noise is white with sigma = mean(depth)/SNR (:mod:`robert.spectra.transforms`), so a
 spectrum's equivalent SNR is mean(depth)/median(depth_err) over the model's bins (errors propagated through
 the bin averaging). Real errors vary from bin to bin; the median is the typical one.
 
@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robert.data.spectra import normalise
 from robert.errors import UserError
 from robert.inference.calibration import Calibration
-from robert.inference.coverage import Coverage, constrained, constraint_snr_index
 from robert.inference.observed import ObservedSpectra
-from robert.inference.resample import cached_averaging
 from robert.model.dbn import DeepBeliefNetwork
+from robert.spectra.coverage import Coverage, constrained, constraint_snr_index
+from robert.spectra.resample import cached_averaging
+from robert.spectra.transforms import normalise
 
 # name -> MLflow type of every output column (one row per spectrum and molecule)
 OUTPUT_COLUMNS = {"spectrum": "string", "molecule": "string", "probability": "double", "threshold": "double",

@@ -17,8 +17,8 @@ import numpy as np
 import yaml
 
 from robert.atomic import atomic_write_bytes
-from robert.data.fetch import require_input
 from robert.errors import choice_error
+from robert.inputs.fetch import require_input
 from robert.opacity import sources
 from robert.opacity.cia import read_borysow, restrict, write_hitran_cia
 from robert.opacity.grid import check_axis, wavenumber_grid

@@ -24,7 +24,8 @@ def output_grid_um(wavelength_min_um: float, wavelength_max_um: float, n_bins: i
     return np.exp(log_c), np.exp(log_e)
 
 
-def _cell_edges_log(log_x: np.ndarray) -> np.ndarray:
+def cell_edges_log(log_x: np.ndarray) -> np.ndarray:
+    """Edges (n + 1,) of the cells of ascending points ``log_x``: halfway to each neighbour, the ends mirrored."""
     mid = (log_x[:-1] + log_x[1:]) / 2
     return np.concatenate([[log_x[0] - (mid[0] - log_x[0])], mid, [log_x[-1] + (log_x[-1] - mid[-1])]])
 
@@ -44,7 +45,7 @@ def covering_slice(wavenumber_cm: np.ndarray, edges_um: np.ndarray, stride: int 
 def binning_matrix(wavenumber_cm: np.ndarray, edges_um: np.ndarray, mode: str = "wavenumber") -> np.ndarray:
     """Dense (n_bins, W) averaging weights; use :func:`to_sparse` for the torch operator."""
     log_nu = np.log(wavenumber_cm)
-    cell = _cell_edges_log(log_nu)  # ascending in nu
+    cell = cell_edges_log(log_nu)  # ascending in nu
     bin_hi, bin_lo = np.log(1e4 / edges_um[:-1]), np.log(1e4 / edges_um[1:])  # per bin, ln nu
     overlap = np.clip(np.minimum(cell[1:], bin_hi[:, None]) - np.maximum(cell[:-1], bin_lo[:, None]), 0, None)
     measure = wavenumber_cm if mode == "wavenumber" else 1e4 / wavenumber_cm  # d nu = nu dln, d lambda = lambda dln

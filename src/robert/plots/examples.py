@@ -75,7 +75,7 @@ def confused_pair(cfg: Mapping, root: Path, pair: list[str], log10_vmrs: list[fl
     and below, their difference against the noise of one bin at the default SNR (sigma / span of
     the normalised spectrum), so a reader sees whether any bin tells them apart.
     """
-    from robert.data.spectra import normalise
+    from robert.spectra.transforms import normalise
 
     model, planet, settings = _model(cfg, root, list(pair))
     n = len(log10_vmrs)

@@ -30,13 +30,13 @@ import pandas as pd
 import torch
 from mlflow.exceptions import MlflowException
 
-from robert.data.spectra import normalise
 from robert.errors import UserError
 from robert.inference.calibration import Calibration
-from robert.inference.coverage import Coverage
 from robert.inference.observed import ObservedSpectra, validate_frame
 from robert.inference.predictor import predict_observed
 from robert.model.dbn import DeepBeliefNetwork
+from robert.spectra.coverage import Coverage
+from robert.spectra.transforms import normalise
 
 
 def network_spec(n_visible: int, molecules: list[str], model: dict[str, Any], seed: int) -> dict[str, Any]:

@@ -24,8 +24,8 @@ import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import URL, make_url
 
-from robert.data.spectra import stable_seed
 from robert.errors import UserError, choice_error
+from robert.spectra.transforms import stable_seed
 
 SQLITE_PREFIX = "sqlite:///"
 CONNECT_TIMEOUT_S = 10  # an unreachable server host fails within this, instead of TCP's minutes

@@ -186,7 +186,7 @@ def manifest_entries(inputs: Mapping, data_dir: Path) -> dict[str, dict]:
             "licence": spec["licence"],
         }
         if spec.get("convert"):
-            entry["converted_by"] = f"robert.data.fetch.{spec['convert']}"
+            entry["converted_by"] = f"robert.inputs.fetch.{spec['convert']}"
         if spec.get("caveat"):
             entry["caveat"] = spec["caveat"]
         entries[name] = entry

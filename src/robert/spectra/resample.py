@@ -21,12 +21,12 @@ from functools import cached_property, lru_cache
 import numpy as np
 from scipy import sparse
 
-from robert.physics.binning import _cell_edges_log  # the simulator's own cell convention (halfway in log)
+from robert.physics.binning import cell_edges_log  # the simulator's own cell convention (halfway in log)
 
 
 def grid_cells_um(centres_um: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) edges in micron of the cells of a grid of ascending centres: halfway in log, as simulated."""
-    edges = np.exp(_cell_edges_log(np.log(np.asarray(centres_um, dtype=float))))
+    edges = np.exp(cell_edges_log(np.log(np.asarray(centres_um, dtype=float))))
     return edges[:-1], edges[1:]
 
 

@@ -4,7 +4,7 @@ Approach to partial coverage (issue 7): one model per coverage. A coverage (``co
 is a list of segments on the model grid: the grid's own cells (``spacing: native``), or bins evenly spaced
 in wavelength or log wavelength (a photometric band is one bin). A coverage model is trained by the same
 ``train()`` on the same clean simulated spectra, restricted to the coverage's bins (each bin: the mean of
-the grid inside it, :mod:`robert.inference.resample`) before noise and min-max scaling, so noise and
+the grid inside it, :mod:`robert.spectra.resample`) before noise and min-max scaling, so noise and
 normalisation act on the vector the instrument would deliver; it is registered under its own name
 (``instrument.registered_model``). ``full`` (the whole grid) is the identity and leaves training unchanged.
 
@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from robert.errors import UserError
-from robert.inference.resample import Averaging, averaging_matrix, grid_cells_um
+from robert.spectra.resample import Averaging, averaging_matrix, grid_cells_um
 
 if TYPE_CHECKING:  # runtime import would be circular: the data module calls restrict_spectra
     from robert.data.datamodule import Spectra
