@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers.config import ROOT
 
 
 def run_script(script: str, *overrides: str) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, compose_config
+from helpers.config import ROOT, compose_config
 from robert.inputs import fetch
 from robert.errors import UserError
 

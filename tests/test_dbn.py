@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from test_rbm import OPACITY_SOURCE, Corpus, single_torch_thread, spectra_corpus  # noqa: F401 (autouse fixture)
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import compose_config
+from helpers.config import compose_config
 from robert.errors import UserError
 from robert.model.dbn import DeepBeliefNetwork, validate_hidden_widths
 from robert.model.lightning_module import (

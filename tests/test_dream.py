@@ -34,7 +34,7 @@ import yaml
 from test_train import MOLECULES, PLANETS, train_config, write_synthetic_dataset
 
 import robert
-from conftest import ROOT, compose_config
+from helpers.config import ROOT, compose_config
 from robert.data.datamodule import SpectraDataModule
 from robert.dream.comparison import class_distinguishability, dream_confusion, pearson_r, rms
 from robert.dream.generative import generative_dream

@@ -15,7 +15,7 @@ import mlflow
 import pytest
 from test_train import ALL_PHASES, LEARNS, PLANETS, train_config, use_store, write_synthetic_dataset
 
-from conftest import ROOT, compose_config
+from helpers.config import ROOT, compose_config
 from robert.errors import UserError
 from robert.training.evaluate import evaluate, identification_ceiling
 from robert.training.train import train

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_generate_config
+from helpers.config import ROOT, tiny_generate_config
 from robert.errors import UserError
 from robert.simulate.generate import composition_labels, generate_planet
 from robert.simulate.shards import list_shards, read_shard

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import yaml
 
-from conftest import ROOT, compose_config
+from helpers.config import ROOT, compose_config
 from robert.opacity.build import build_cache
 from robert.opacity.cia import read_hitran_cia
 from robert.opacity.xsec_hdf5 import read_xsec_hdf5

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_generate_config
+from helpers.config import tiny_generate_config
 from robert.errors import UserError
 from robert.opacity.xsec_hdf5 import CrossSectionTable
 from robert.physics import atmosphere

@@ -25,7 +25,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from test_train import MOLECULES, PLANETS, train_config, use_store, write_synthetic_dataset
 
-from conftest import ROOT, compose_config
+from helpers.config import ROOT, compose_config
 from robert.cli import main as cli_main
 from robert.data.datamodule import Spectra
 from robert.errors import UserError

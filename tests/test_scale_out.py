@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from test_train import MOLECULES, PLANETS, train_config, train_overrides, write_synthetic_dataset
 
-from conftest import ROOT
+from helpers.config import ROOT
 from robert.training.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",

@@ -19,7 +19,7 @@ import pytest
 from test_predict import observed_frame
 from test_train import PLANETS, train_config, use_store, write_synthetic_dataset
 
-from conftest import ROOT
+from helpers.config import ROOT
 from robert.inference.serve import post_dataframe, served
 from robert.training.train import build_datamodule, train
 

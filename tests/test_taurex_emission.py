@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import compose_config
+from helpers.config import compose_config
 from robert.physics.model import EmissionModel, ForwardModel, forward_model_from_config
 from robert.validation.taurex_compare import (
     Comparison,

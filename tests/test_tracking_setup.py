@@ -7,7 +7,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import compose_config
+from helpers.config import compose_config
 from robert.errors import UserError
 from robert.tracking.setup import configure_tracking, resolve_tracking_uri
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from conftest import ROOT, compose_config, tiny_generate_config
+from helpers.config import ROOT, compose_config, tiny_generate_config
 from robert.data.datamodule import SpectraDataModule, load_splits
 from robert.errors import UserError
 from robert.simulate.generate import generate_planet

@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from test_train import write_synthetic_dataset
 
 import robert.tuning.objective as objective_module
-from conftest import ROOT, compose_config
+from helpers.config import ROOT, compose_config
 from robert.errors import UserError
 from robert.training.train import train
 from robert.tuning.run import StudySummary, run_study

@@ -1,26 +1,20 @@
-"""Calibration on held-out spectra: per-molecule thresholds, ROC AUC vs SNR, reliability diagram and ECE.
+"""How well a recogniser's probabilities can be trusted: ROC AUC (one-vs-rest and pairwise), reliability, ECE.
 
-* Thresholds (validation set, training SNR): per molecule, the probability cut that maximises its
-  one-vs-rest F1. Stored with the model; "detected" means P >= threshold.
-* Pairwise ROC AUC on the validation set at each ``calibration.snr_grid`` SNR: ``pair_auc[m, j]`` is how
-  well P(m) ranks spectra holding m above spectra holding j (rows with both or neither left out). Why
-  pairwise and not one-vs-rest: with one gas per training spectrum, a molecule the coverage cannot see
-  at all still gets a one-vs-rest AUC well above 0.5 because every VISIBLE gas excludes it; against
-  another invisible gas its pairwise AUC stays at chance. :func:`robert.spectra.coverage.constrained`
-  reads the minimum over partners.
-* Reliability (test set, evaluation stage): every (spectrum, molecule) probability against whether the
-  molecule is present, in equal-width probability bins; ECE = sum_b n_b/N |frequency_b - mean P_b|.
-  Pooled over all pairs it is dominated by the many confidently-absent pairs, so the top-label version
-  (each spectrum's highest probability against whether that molecule is the one present) is given too.
+* Pairwise ROC AUC: ``pair_auc[m, j]`` is how well P(m) ranks spectra holding m above spectra holding j (rows
+  with both or neither left out): the separability of two molecules (e.g. TiO and VO), which a one-vs-rest AUC
+  hides when every other gas is easy.
+* Reliability (test set, evaluation stage): every (spectrum, molecule) probability against whether the molecule
+  is detectable, in equal-width probability bins; ECE = sum_b n_b/N |frequency_b - mean P_b|. Pooled over all
+  pairs it is dominated by the many confidently-absent pairs, so the top-label version (each spectrum's highest
+  probability against its truth) is given too.
 
 ROC AUC by the rank statistic (Mann-Whitney U, ties averaged) with ``scipy.stats.rankdata``. scipy and
-matplotlib are imported where used: the loaded model (CLI, REST) only reads a stored calibration.
+matplotlib are imported where used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,72 +46,6 @@ def pairwise_auc(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
                 rows = truth[:, m] != truth[:, j]
                 table[m, j] = roc_auc(probs[rows][:, [m]], truth[rows][:, [m]])[0]
     return table
-
-
-def f1_thresholds(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column, the threshold t (P >= t means present) of maximal F1, and that F1.
-
-    Every t between the lowest probability kept and the highest one left out gives that F1; the midpoint
-    is taken (not the lowest kept value, which a new spectrum of the class falls below half of the time
-    when the validation classes separate cleanly).
-    """
-    thresholds, scores = [], []
-    for column in range(probs.shape[1]):
-        p, truth = probs[:, column], labels[:, column] > 0.5
-        order = np.argsort(-p, kind="stable")
-        p_sorted, tp = p[order], np.cumsum(truth[order])
-        last = np.flatnonzero(np.r_[p_sorted[1:] != p_sorted[:-1], True])  # cut after each distinct value
-        predicted = last + 1
-        f1 = 2 * tp[last] / (predicted + truth.sum())
-        best = int(np.argmax(f1))
-        left_out = p_sorted[last[best] + 1] if last[best] + 1 < len(p_sorted) else 0.0
-        thresholds.append(float(p_sorted[last[best]] + left_out) / 2)
-        scores.append(float(f1[best]))
-    return np.asarray(thresholds), np.asarray(scores)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """What a model knows about its own reliability (``calibration.json`` with the model)."""
-
-    molecules: list[str]
-    thresholds: np.ndarray          # (M,)
-    validation_f1: np.ndarray       # (M,) at the thresholds, training SNR
-    training_snr: float | None
-    snr_grid: list[float]
-    pair_auc: np.ndarray            # (len(snr_grid), M, M) validation set; NaN on the diagonal / no rows
-    min_auc: float
-
-    def separability(self) -> tuple[np.ndarray, np.ndarray]:
-        """(G, M) the worst pairwise AUC of each molecule at each grid SNR, and (G, M) that partner's index."""
-        filled = np.where(np.isnan(self.pair_auc), np.inf, self.pair_auc)
-        worst = filled.min(axis=2)
-        return np.where(np.isinf(worst), np.nan, worst), filled.argmin(axis=2)  # no partner rows: unknown (NaN)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"molecules": self.molecules, "thresholds": self.thresholds.tolist(),
-                "validation_f1": self.validation_f1.tolist(), "training_snr": self.training_snr,
-                "snr_grid": self.snr_grid, "min_auc": self.min_auc,
-                "pair_auc": np.where(np.isnan(self.pair_auc), None, self.pair_auc).tolist()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> Calibration:
-        return cls(list(data["molecules"]), np.asarray(data["thresholds"], float),
-                   np.asarray(data["validation_f1"], float), data["training_snr"], list(data["snr_grid"]),
-                   np.asarray(data["pair_auc"], dtype=float), float(data["min_auc"]))
-
-
-def calibrate(predict: Callable[[np.ndarray], np.ndarray], validation: Callable[[float | None], tuple],
-              molecules: list[str], training_snr: float | None, settings: Mapping) -> Calibration:
-    """Thresholds at the training SNR and pairwise AUCs over ``settings['snr_grid']`` from the validation set.
-
-    ``validation(snr)`` returns (x normalised, y) of the validation split at that SNR.
-    """
-    x, y = validation(training_snr)
-    thresholds, f1 = f1_thresholds(predict(np.asarray(x)), np.asarray(y))
-    grid = [float(s) for s in settings["snr_grid"]]
-    auc = np.stack([pairwise_auc(predict(np.asarray(x_s)), np.asarray(y_s)) for x_s, y_s in map(validation, grid)])
-    return Calibration(molecules, thresholds, f1, training_snr, grid, auc, float(settings["min_auc"]))
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> tuple[list[dict[str, Any]], float]:

@@ -31,8 +31,9 @@ from robert.errors import UserError
 
 REQUIRED_COLUMNS = ("wavelength_um", "depth", "depth_err")
 BIN_COLUMNS = ("bin_low_um", "bin_high_um")
-TEXT_COLUMNS = ("instrument", "spectrum")
-EXPECTED = "wavelength_um, depth, depth_err (+ optional bin_low_um, bin_high_um, instrument, spectrum)"
+TEXT_COLUMNS = ("instrument", "spectrum", "geometry")
+GEOMETRIES = ("emission", "transmission")
+EXPECTED = "wavelength_um, depth, depth_err (+ optional bin_low_um, bin_high_um, instrument, spectrum, geometry)"
 _REL = 1e-9
 _PARALLEL_ROWS = 200_000  # below this, threads cost more than they save
 T = TypeVar("T")
@@ -52,6 +53,7 @@ class ObservedSpectra:
     source_rows: np.ndarray        # (R,) each row's index in the input
     instruments: list[str]         # per spectrum: the distinct instrument names, comma-joined ("" if none)
     describe: Callable[[int], str]  # input row index -> "file.csv line 7" / "row 3"
+    geometries: list[str] | None = None  # per spectrum: its geometry column ("" if blank); None: no column
 
     def __len__(self) -> int:
         return len(self.names)
@@ -185,8 +187,8 @@ def _duplicate(wavelength: np.ndarray, rows: np.ndarray) -> tuple[int, int, floa
     return int(min(rows[i], rows[i + 1])), int(max(rows[i], rows[i + 1])), float(wl[i])
 
 
-def _instruments(column: pd.Series, order: np.ndarray | None, offsets: np.ndarray) -> list[str]:
-    """Per spectrum, its distinct non-blank instrument names in wavelength order, comma-joined."""
+def _distinct_text(column: pd.Series, order: np.ndarray | None, offsets: np.ndarray) -> list[str]:
+    """Per spectrum, the distinct non-blank values of a text column in wavelength order, comma-joined."""
     codes, names = pd.factorize(column.fillna("").astype(str), sort=False)
     if order is not None:
         codes = codes[order]
@@ -279,9 +281,18 @@ def validate_frame(frame: pd.DataFrame, source: str, describe: Callable[[int], s
         low, high = np.where(blank, inferred_low, low), np.where(blank, inferred_high, high)
     instruments = [""] * len(names)
     if "instrument" in frame.columns:
-        instruments = _instruments(frame["instrument"], order, offsets)
+        instruments = _distinct_text(frame["instrument"], order, offsets)
+    geometries = None
+    if "geometry" in frame.columns:
+        geometries = _distinct_text(frame["geometry"], order, offsets)
+        for name, geometry in zip(names, geometries, strict=True):
+            if geometry and geometry not in GEOMETRIES:
+                where = source if len(names) == 1 else f"{source}, spectrum {name!r}"
+                raise UserError(f"{where}: column geometry is {geometry!r}; expected one of: {', '.join(GEOMETRIES)} "
+                                "(one value per spectrum)")
     source_rows = np.arange(len(frame)) if order is None else order
-    return ObservedSpectra(names, offsets, wavelength, depth, err, low, high, source_rows, instruments, describe)
+    return ObservedSpectra(names, offsets, wavelength, depth, err, low, high, source_rows, instruments, describe,
+                           geometries)
 
 
 def read_csv_table(path: Path) -> tuple[pd.DataFrame, list[int]]:

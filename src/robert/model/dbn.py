@@ -3,7 +3,8 @@
 Why hand-written: no maintained library implements DBNs (greedy CD pre-training, an associative
 top RBM, generation by clamping a label) for torch; see :mod:`robert.model.rbm`.
 
-Layout for ``hidden = [h1, ..., hn]`` over ``n_visible`` inputs and ``n_labels`` molecules
+Layout for ``hidden = [h1, ..., hn]`` over ``n_visible`` inputs (``n_grid`` cells x the input channels, see
+:mod:`robert.model.base`) and ``n_labels`` molecules
 (Hinton, Osindero & Teh 2006, "A fast learning algorithm for deep belief nets"):
 
 * ``rbms``: the directed stack n_visible -> h1 -> ... -> h(n-1), pre-trained greedily;
@@ -50,14 +51,14 @@ Everything is plain tensors in ``state_dict`` (loads with ``torch.load(weights_o
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
 
 from robert.errors import UserError
+from robert.model.base import Recogniser, glorot_
 from robert.model.rbm import RBM, StatisticsReducer, bernoulli_sample
 
 DREAM_STARTS = ("random", "label")  # where the label-clamped Gibbs chains of a dream begin (see dream)
@@ -86,17 +87,18 @@ def _default_generative_flag(module: nn.Module, state_dict: dict[str, Tensor], p
     state_dict.setdefault(prefix + "generative_finetuned", torch.zeros((), dtype=torch.bool))
 
 
-class DeepBeliefNetwork(nn.Module):
+class DeepBeliefNetwork(Recogniser):
     """Generative RBM stack + top associative RBM, and the discriminative classifier they initialise."""
 
-    def __init__(self, n_visible: int, n_labels: int, hidden: Sequence[int] = (500, 200, 50),
+    kind = "dbn"
+
+    def __init__(self, n_grid: int, channels: Sequence[str], n_labels: int, hidden: Sequence[int] = (500, 200, 50),
                  visible_type: str = "bernoulli", n_persistent_chains: int = 64, seed: int = 0) -> None:
-        super().__init__()
+        super().__init__(n_grid, channels, n_labels)
         widths = validate_hidden_widths(hidden)
-        for name, value in (("n_visible", n_visible), ("n_labels", n_labels)):
-            if value <= 0:
-                raise UserError(f"{name} must be positive; got {value}")
-        self.n_visible, self.n_labels, self.hidden = n_visible, n_labels, widths
+        n_visible = self.n_inputs
+        self.n_visible, self.hidden = n_visible, widths
+        self.n_persistent_chains, self.seed = int(n_persistent_chains), int(seed)
         generator = torch.Generator().manual_seed(seed)  # initial weights are reproducible from the seed
 
         stack_sizes = [n_visible, *widths[:-1]]
@@ -112,11 +114,7 @@ class DeepBeliefNetwork(nn.Module):
         classifier_sizes = [n_visible, *widths, n_labels]
         self.classifier = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in pairwise(classifier_sizes))
         for layer in self.classifier:
-            # Glorot-uniform from our generator (nn.Linear's default init would use the global RNG).
-            bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
-            with torch.no_grad():
-                layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * bound)
-                layer.bias.zero_()
+            glorot_(layer, generator)
         self.register_buffer("classifier_initialised", torch.zeros((), dtype=torch.bool))
         # Per-bin input standardisation (Gaussian visible units only; identity until fitted).
         self.register_buffer("input_mean", torch.zeros(n_visible))
@@ -125,6 +123,13 @@ class DeepBeliefNetwork(nn.Module):
         # states and the stack's weights are generative only (see the module docstring).
         self.register_buffer("generative_finetuned", torch.zeros((), dtype=torch.bool))
         self.register_load_state_dict_pre_hook(_default_generative_flag)
+
+    def classifier_parameters(self) -> Iterator[nn.Parameter]:
+        return self.classifier.parameters()
+
+    def spec(self) -> dict[str, object]:
+        return super().spec() | {"hidden": self.hidden, "visible": self.rbms[0].visible_type,
+                                 "n_persistent_chains": self.n_persistent_chains, "seed": self.seed}
 
     @property
     def standardises_input(self) -> bool:
@@ -153,11 +158,6 @@ class DeepBeliefNetwork(nn.Module):
         for layer in self.classifier[:-1]:
             activation = torch.sigmoid(layer(activation))
         return self.classifier[-1](activation)
-
-    @torch.no_grad()
-    def predict_proba(self, visible: Tensor) -> Tensor:
-        """P(molecule present) per label, shape (batch, n_labels)."""
-        return torch.sigmoid(self(visible))
 
     @torch.no_grad()
     def initialise_classifier_from_stack(self) -> None:

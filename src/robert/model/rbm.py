@@ -182,7 +182,9 @@ class RBM(nn.Module):
         next call. Update: velocity <- momentum * velocity + lr * (statistics gap - weight_decay * W),
         parameter += velocity; L2 weight decay applies to the weights only, not the biases.
         ``reduce_statistics`` (e.g. an all-reduce mean under DDP) is applied to the gradient
-        estimates before the update. Returns the batch's reconstruction error before the update.
+        estimates before the update. Returns the batch's reconstruction error before the update: the mean squared
+        difference between the data and E[v | h], h sampled from p(h | data) (CD's first Gibbs step; PCD: E[v | p(h |
+        data)], as its chains start elsewhere).
         """
         if generator is None:
             raise ValueError("contrastive_divergence_step needs an explicit torch.Generator (reproducible)")
@@ -190,7 +192,6 @@ class RBM(nn.Module):
             raise ValueError(f"CD needs k >= 1 Gibbs steps, got {k}")
         n_rows = visible.shape[0]
         positive_hidden = self.hidden_probs(visible)
-        reconstruction_error = ((self.visible_mean(positive_hidden) - visible) ** 2).mean()
 
         if persistent:
             if not bool(self.persistent_ready):
@@ -201,10 +202,14 @@ class RBM(nn.Module):
                 self.persistent_ready.fill_(True)
             negative_visible, negative_hidden = self.gibbs_chain(self.persistent_visible, k, generator)
             self.persistent_visible.copy_(negative_visible)
+            reconstruction_error = ((self.visible_mean(positive_hidden) - visible) ** 2).mean()  # no extra draw
         else:
-            _, hidden = self.sample_h(visible, generator)
+            hidden = bernoulli_sample(positive_hidden, generator)  # = sample_h(visible), without its matmul again
             for step in range(k):
                 mean, sample = self.sample_v(hidden, generator)
+                if step == 0:
+                    # the one-step reconstruction E[v | h ~ p(h | data)] (Hinton 2010, section 5): the monitor
+                    reconstruction_error = ((mean - visible) ** 2).mean()
                 # Last step: the mean, not a sample, lowers the noise of the statistics (Hinton 2010, 3.2).
                 negative_visible = mean if step == k - 1 else sample
                 negative_hidden, hidden = self.sample_h(negative_visible, generator)

@@ -1,26 +1,32 @@
-"""Dataset shards: HDF5 files of clean spectra with their labels, parameters and provenance.
+"""Dataset shards: HDF5 files of clean spectra, each gas's fingerprint, labels, parameters and provenance.
 
-One shard holds ``shard_size`` spectra of one planet. A shard is written to a temporary file
-and renamed into place, so a half-written shard never exists under its final name; a run that
-is killed resumes at the first missing (or stale) shard. Writes carry no timestamps, so the
-same seed gives byte-identical files.
+One shard holds ``shard_size`` spectra of one planet. A shard is written to a temporary file and renamed into
+place, so a half-written shard never exists under its final name; a run that is killed resumes at the first
+missing (or stale) shard. Writes carry no timestamps, so the same seed gives byte-identical files.
 
-Layout of ``shard-NNNNN.h5``:
-  eclipse_depth (N, n_wavelength) float32   Fp/Fs (Rp/Rs)^2, noiseless (noise is added at training time);
-                                            transmission shards hold transit_depth (R/Rs)^2 instead
-  wavelength_um (n_wavelength,) float64     output-grid bin centres
-  labels (N, n_molecules) uint8             1 where the molecule is in the atmosphere
-  detectability (N, n_molecules) float32    RMS(D_with - D_without)/mean(D_with), NaN if absent
-  params/<name> (N,) float32                every sampled parameter
-  attrs: planet, molecules (JSON), provenance (JSON), composition, seed, shard_index, config_hash,
-         geometry (transmission only; absent = emission, as in shards written before transmission existed)
-In memory the spectrum is ``Shard.eclipse_depth`` whatever the geometry (readers need no change);
-``Shard.geometry`` says what it is.
+Layout of ``shard-NNNNN.h5`` (format version 2, attribute ``format_version``):
+  eclipse_depth (N, W) float32    Fp/Fs (Rp/Rs)^2, noiseless (noise is drawn at training time);
+                                  transmission shards hold transit_depth (R/Rs)^2 instead
+  wavelength_um (W,) float64      output-grid bin centres
+  labels (N, M) uint8             1 where the molecule was injected (its VMR > 0)
+  delta_depth (P, W) float16      one row per injected (spectrum, gas) pair: (D_with - D_without that gas) /
+                                  mean(D_with), the gas's fingerprint relative to the spectrum's mean depth;
+                                  gzip-compressed. Relative values keep float16's 3 significant digits at any
+                                  depth scale; what it drops (< 1e-3 of the fingerprint) moves Delta chi^2 by
+                                  < 0.2 % (tests/test_detection.py)
+  delta_pair (P, 2) int32         (row, molecule) of each delta_depth row, ordered by row then molecule
+  params/<name> (N,) float32      every sampled parameter
+  attrs: format_version, planet, molecules (JSON), provenance (JSON), composition, seed, shard_index,
+         config_hash, geometry (transmission only)
+Format 1 (no delta_depth; one "detectability" number per pair) cannot give a Delta chi^2 under per-bin errors
+or partial coverage: reading one is a one-line error naming the command that regenerates it.
+In memory the spectrum is ``Shard.eclipse_depth`` whatever the geometry; ``Shard.geometry`` says what it is.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +36,16 @@ import numpy as np
 from robert.atomic import atomic_output
 from robert.errors import UserError
 
+FORMAT_VERSION = 2
+
 
 @dataclass
 class Shard:
-    eclipse_depth: np.ndarray
-    wavelength_um: np.ndarray
-    labels: np.ndarray
-    detectability: np.ndarray
+    eclipse_depth: np.ndarray        # (N, W) float32
+    wavelength_um: np.ndarray        # (W,)
+    labels: np.ndarray               # (N, M) injected 0/1
+    delta_depth: np.ndarray          # (P, W) relative fingerprint of each injected pair
+    delta_pair: np.ndarray           # (P, 2) (row, molecule)
     params: dict[str, np.ndarray]
     planet: str
     molecules: list[str]
@@ -54,9 +63,15 @@ DEPTH_DATASET = {"emission": "eclipse_depth", "transmission": "transit_depth"}
 
 
 def geometry_dataset_dir(out_dir: Path, geometry: str) -> Path:
-    """Where a geometry's dataset lives: emission at ``out_dir`` (as always), others at ``<out_dir>-<geometry>``."""
+    """Where a geometry's dataset lives: emission at ``out_dir``, others at ``<out_dir>-<geometry>``."""
     out_dir = Path(out_dir)
     return out_dir if geometry == "emission" else out_dir.with_name(f"{out_dir.name}-{geometry}")
+
+
+def acceptance_attr(dataset: Mapping) -> str:
+    """A dataset config's fingerprint rule as stored with every shard (JSON; "null": every spectrum kept), so a
+    regime that needs the rule can refuse a set made without it."""
+    return json.dumps(dataset.get("acceptance"), sort_keys=True)
 
 
 def shard_path(out_dir: Path, index: int) -> Path:
@@ -65,15 +80,19 @@ def shard_path(out_dir: Path, index: int) -> Path:
 
 def write_shard(path: Path, shard: Shard) -> None:
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        def put(name: str, data: np.ndarray, dtype) -> None:
-            f.create_dataset(name, data=np.asarray(data, dtype=dtype), track_times=False)
+        def put(name: str, data: np.ndarray, dtype, **options) -> None:
+            f.create_dataset(name, data=np.asarray(data, dtype=dtype), track_times=False, **options)
 
         put(DEPTH_DATASET[shard.geometry], shard.eclipse_depth, np.float32)
         put("wavelength_um", shard.wavelength_um, np.float64)
         put("labels", shard.labels, np.uint8)
-        put("detectability", shard.detectability, np.float32)
+        # zero-size datasets cannot be chunked (no injected gas anywhere: only possible in tests)
+        compressed = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if len(shard.delta_pair) else {}
+        put("delta_depth", shard.delta_depth, np.float16, **compressed)
+        put("delta_pair", shard.delta_pair.reshape(-1, 2), np.int32)
         for name in sorted(shard.params):
             put(f"params/{name}", shard.params[name], np.float32)
+        f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["planet"] = shard.planet
         f.attrs["molecules"] = json.dumps(shard.molecules)
         f.attrs["provenance"] = json.dumps(shard.provenance, sort_keys=True)
@@ -83,39 +102,50 @@ def write_shard(path: Path, shard: Shard) -> None:
         f.attrs["config_hash"] = shard.config_hash
         for key, value in sorted(shard.extra_attrs.items()):
             f.attrs[key] = value
-        if shard.geometry != "emission":  # emission shards keep their earlier bytes
+        if shard.geometry != "emission":
             f.attrs["geometry"] = shard.geometry
 
 
 def shard_config_hash(path: Path) -> str | None:
-    """The config hash recorded in a complete shard, or None when absent or unreadable."""
+    """The config hash recorded in a complete shard of the current format, or None (absent, unreadable, old)."""
     try:
         with h5py.File(path, "r") as f:
+            if int(f.attrs.get("format_version", 1)) != FORMAT_VERSION:
+                return None
             return str(f.attrs["config_hash"])
     except (OSError, KeyError):
         return None
 
 
-def read_shard(path: Path) -> Shard:
+_OWN_ATTRS = {"format_version", "planet", "molecules", "provenance", "composition", "seed", "shard_index",
+              "config_hash", "geometry"}
+
+
+def read_shard(path: Path, regenerate: str = "dvc repro") -> Shard:
+    """Read a shard; ``regenerate`` is the command named when the shard is of an older format."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
             a = f.attrs
+            version = int(a.get("format_version", 1))
+            if version != FORMAT_VERSION:
+                raise UserError(f"{path} is a dataset shard of format {version}, written by an older RobERt (this "
+                                f"one reads format {FORMAT_VERSION}, which stores each gas's fingerprint for "
+                                f"detection labels): regenerate it with `{regenerate}`")
             geometry = str(a.get("geometry", "emission"))
             return Shard(
                 eclipse_depth=f[DEPTH_DATASET[geometry]][()], wavelength_um=f["wavelength_um"][()],
-                labels=f["labels"][()], detectability=f["detectability"][()],
+                labels=f["labels"][()], delta_depth=f["delta_depth"][()], delta_pair=f["delta_pair"][()],
                 params={k: f["params"][k][()] for k in f["params"]} if "params" in f else {},
                 planet=str(a["planet"]), molecules=json.loads(a["molecules"]),
                 provenance=json.loads(a["provenance"]), composition=str(a["composition"]),
                 seed=int(a["seed"]), shard_index=int(a["shard_index"]), config_hash=str(a["config_hash"]),
-                extra_attrs={k: str(v) for k, v in a.items() if k not in {
-                    "planet", "molecules", "provenance", "composition", "seed", "shard_index", "config_hash",
-                    "geometry"}},
+                extra_attrs={k: str(v) for k, v in a.items() if k not in _OWN_ATTRS},
                 geometry=geometry,
             )
     except (OSError, KeyError) as exc:
-        raise UserError(f"{path} is not a complete RobERt dataset shard ({exc})") from None
+        raise UserError(f"{path} is not a complete RobERt dataset shard ({exc}): regenerate it with "
+                        f"`{regenerate}`") from None
 
 
 def list_shards(planet_dir: Path) -> list[Path]:

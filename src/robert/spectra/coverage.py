@@ -1,38 +1,23 @@
-"""Instrument coverages: the wavelength bins a model sees, and which molecules a spectrum can constrain.
+"""Instrument coverages: the wavelength bins an instrument delivers, as presets in ``conf/instrument/``.
 
-Approach to partial coverage (issue 7): one model per coverage. A coverage (``conf/instrument/<name>.yaml``)
-is a list of segments on the model grid: the grid's own cells (``spacing: native``), or bins evenly spaced
-in wavelength or log wavelength (a photometric band is one bin). A coverage model is trained by the same
-``train()`` on the same clean simulated spectra, restricted to the coverage's bins (each bin: the mean of
-the grid inside it, :mod:`robert.spectra.resample`) before noise and min-max scaling, so noise and
-normalisation act on the vector the instrument would deliver; it is registered under its own name
-(``instrument.registered_model``). ``full`` (the whole grid) is the identity and leaves training unchanged.
-
-"Not constrained": a coverage can carry no information on a molecule (WFC3 sees nothing of CO2's 4.3 um
-band). Each model stores, per SNR of a grid, how well its validation spectra of each molecule are told
-apart from those of every other molecule (pairwise ROC AUC, :mod:`robert.inference.calibration`). A
-molecule is constrained by a spectrum when, at the largest grid SNR not above the spectrum's own SNR,
-its WORST pairwise AUC reaches ``min_auc``; otherwise the model cannot tell it from that partner (both
-invisible to the coverage, or alike in it) and its "absent" would only mean "invisible here", so the
-answer is "not constrained" (with the partner named).
+A coverage is a list of segments on the model grid: the grid's own cells (``spacing: native``), or bins evenly
+spaced in wavelength or log wavelength (a photometric band is one bin). The presets serve as templates of the
+training prior's coverage patterns (:mod:`robert.spectra.observation`) and as the fixed coverages the
+evaluation scores the recogniser on; the recogniser itself takes any coverage.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import yaml
 
 from robert.errors import UserError
 from robert.spectra.resample import Averaging, averaging_matrix, grid_cells_um
-
-if TYPE_CHECKING:  # runtime import would be circular: the data module calls restrict_spectra
-    from robert.data.datamodule import Spectra
 
 SPACINGS = ("native", "linear", "log")
 _REL = 1e-9  # relative tolerance on wavelengths that should coincide (float round-off of exp/log grids)
@@ -70,7 +55,6 @@ class Coverage:
 
     name: str
     description: str
-    registered_model: str
     bin_low_um: np.ndarray
     bin_high_um: np.ndarray
     identity: bool                 # the bins are the model grid's cells: training inputs are the grid itself
@@ -96,8 +80,7 @@ class Coverage:
             raise UserError(f"instrument {name}: bins {low[i]:.4g}-{high[i]:.4g} um and {low[i + 1]:.4g}-"
                             f"{high[i + 1]:.4g} um overlap; segments must not overlap")
         identity = len(low) == len(centres) and np.allclose(low, cell_low) and np.allclose(high, cell_high)
-        return cls(str(name), str(instrument.get("description", "")), str(instrument["registered_model"]),
-                   low, high, bool(identity))
+        return cls(str(name), str(instrument.get("description", "")), low, high, bool(identity))
 
     @property
     def n_bins(self) -> int:
@@ -125,42 +108,17 @@ class Coverage:
         return averaging_matrix(*grid_cells_um(grid_centres_um), self.bin_low_um, self.bin_high_um)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "registered_model": self.registered_model,
-                "bin_low_um": self.bin_low_um.tolist(), "bin_high_um": self.bin_high_um.tolist(),
+        return {"name": self.name, "description": self.description, "bin_low_um": self.bin_low_um.tolist(),
+                "bin_high_um": self.bin_high_um.tolist(),
                 "identity": self.identity}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Coverage:
-        return cls(data["name"], data["description"], data["registered_model"], np.asarray(data["bin_low_um"]),
+        return cls(data["name"], data["description"], np.asarray(data["bin_low_um"]),
                    np.asarray(data["bin_high_um"]), bool(data["identity"]))
 
 
-def restrict_spectra(spectra: Spectra, coverage: Coverage) -> Spectra:
-    """Clean spectra on the model grid -> as the instrument sees them (the datamodule's coverage hook)."""
-    if coverage.identity:
-        return spectra
-    depth = coverage.grid_averaging(spectra.wavelength_um).apply(spectra.depth.astype(np.float64))
-    return dataclasses.replace(spectra, depth=depth.astype(np.float32), wavelength_um=coverage.centres_um)
-
-
-def load_presets(conf_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every ``conf/instrument/<name>.yaml``, by file name (plain YAML: the group has no interpolations)."""
-    return {path.stem: yaml.safe_load(path.read_text()) for path in sorted((conf_dir / "instrument").glob("*.yaml"))}
-
-
-def constraint_snr_index(snr_grid: Sequence[float], snr: np.ndarray) -> np.ndarray:
-    """Index of the largest grid SNR not above each spectrum's SNR (the smallest one below the grid)."""
-    return np.clip(np.searchsorted(np.asarray(snr_grid, float), np.asarray(snr, float), side="right") - 1,
-                   0, len(snr_grid) - 1)
-
-
-def constrained(separability: np.ndarray, partner: np.ndarray, snr_grid: Sequence[float], snr: np.ndarray,
-                min_auc: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For spectra of SNR ``snr`` (S,): (S, M) constrained flags, the worst pairwise AUC, that partner's index.
-
-    ``separability``/``partner`` (len(snr_grid), M): :meth:`robert.inference.calibration.Calibration.separability`
-    on the validation set of the model's own coverage.
-    """
-    index = constraint_snr_index(snr_grid, snr)
-    auc = np.asarray(separability, float)[index]
-    return auc >= min_auc, auc, np.asarray(partner)[index]
+def coverage_presets(conf_dir: Path, grid_centres_um: np.ndarray) -> dict[str, Coverage]:
+    """Every ``conf/instrument/<name>.yaml`` as a :class:`Coverage` on the given grid, by file name."""
+    return {path.stem: Coverage.from_config(yaml.safe_load(path.read_text()) | {"name": path.stem}, grid_centres_um)
+            for path in sorted((Path(conf_dir) / "instrument").glob("*.yaml"))}

@@ -1,31 +1,26 @@
 """The evaluation stage: a registered model on the fixed test set; the ``champion`` alias decision.
 
-Writes under ``evaluate.out_dir``:
-  metrics.json                      test_accuracy (single gas; exact match for mixtures), macro-F1,
-                                    exact match, per-molecule precision/recall/F1 (``dvc metrics show``)
-  per_molecule.csv                  the per-molecule table
-  accuracy_vs_snr.csv               accuracy and macro-F1 at each ``evaluate.snr_grid`` SNR (DVC plot), beside
-                                    the identification ceiling at that SNR (an approximate upper bound for
-                                    any classifier on this test set: :func:`identification_ceiling`)
-  accuracy_vs_mixing_ratio.csv      share of present gases identified, by log10 mixing-ratio bin
-  accuracy_vs_detectability.csv     the same by log10 detectability bin (where the limit is physical)
-  accuracy_vs_<parameter>.csv       the same by log10 bin of each sampled parameter named in
-                                    ``evaluate.accuracy_by_parameter`` that the test set has (e.g. the
-                                    cloud-top pressure of transmission sets); non-finite values (+inf: no
-                                    cloud deck) are left out of the bins and scored apart in metrics.json
-  confusion_matrix.{png,json}       at the default SNR
-  reliability.{csv,png}             reliability diagram (predicted probability vs observed frequency, every
-                                    spectrum x molecule pair) at the default SNR: ``ece``, ``ece_top_label``
-  leave_one_planet_out.csv          with evaluate.leave_one_planet_out=true
-All of it also goes to the evaluated model's MLflow run (under ``evaluation/``), with test metrics.
+The headline test set is the whole grid with white noise at ``data.snr`` (:meth:`SpectraDataModule.test_set`).
+Writes under ``evaluate.out_dir`` (all of it also to the evaluated model's MLflow run, under ``evaluation/``):
 
-"Identified" per (spectrum, present gas): single gas - the argmax is that gas (so the binned
-value is the accuracy); mixtures - P(gas) > 0.5 (the gas's recall).
+  metrics.json                        the scores of :mod:`robert.training.metrics` (``dvc metrics show``):
+                                      accuracy (single-gas rows, argmax), macro-F1, exact match, Hamming loss,
+                                      per-molecule completeness at feature S/N >= 10 and 5-10, false-alarm
+                                      rates, the worst of each over the molecules outside a declared
+                                      degenerate group (and the group scored as one answer), ECE, coverage
+  per_molecule.csv                    precision/recall/F1/completeness/false alarms per molecule
+  completeness_vs_feature_snr.csv     completeness by feature S/N bin, per molecule (DVC plot)
+  completeness_vs_log10_vmr.csv       the same by log10 mixing ratio
+  accuracy_vs_snr.csv                 the headline scores at each ``evaluate.snr_grid`` SNR (DVC plot)
+  coverage.csv                        per coverage preset (``evaluate.coverages``) at realistic per-bin errors:
+                                      completeness at S/N >= 10 of every gas the coverage constrains, false alarms
+  confusion_matrix.{png,json}, reliability.{csv,png}   at the headline SNR
+  leave_one_planet_out.csv            with evaluate.leave_one_planet_out=true
 
-Champion: the current ``@champion`` version is evaluated on the same test set with the same noise;
-the alias moves to the new version only if its score (single: accuracy; mixture: macro-F1) is
-strictly higher, or if there is no champion, or the champion predicts different molecules (not
-comparable). The reason is recorded as the tag ``champion_decision`` on the run and the version.
+Champion: the current ``@champion`` version is evaluated on the same test set with the same noise; the alias
+moves to the new version only if its score (``evaluate.score``: accuracy in the paper regime, macro-F1 of the
+detection targets otherwise) is strictly higher, or if there is no champion, or the champion cannot be compared
+(other molecules, grid or inputs). The reason is recorded as the tag ``champion_decision``.
 """
 
 from __future__ import annotations
@@ -39,27 +34,49 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
+import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from scipy.special import ndtr
 
-from robert.data.datamodule import SpectraDataModule, resolve_planets
+from robert.data.batches import ObservedBatch
+from robert.data.datamodule import SpectraDataModule
+from robert.data.dataset import resolve_planets
 from robert.errors import UserError
 from robert.inference.calibration import write_reliability
+from robert.spectra.detection import State
+from robert.spectra.observation import ObservationPrior, PatternBank, PatternPrior, preset_segments
 from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
-from robert.training.metrics import classification_metrics, confusion_matrix, write_confusion
-from robert.training.train import build_datamodule, train
+from robert.training.metrics import (
+    classification_metrics,
+    confusion_matrix,
+    detection_report,
+    write_confusion,
+)
+from robert.training.train import build_datamodule, registered_name, train
 
 if TYPE_CHECKING:  # imported lazily at run time: see robert.training.train._log_results
     from robert.tracking.pyfunc import RobertModel
 
-Predictor = Callable[[np.ndarray], np.ndarray]
+Predictor = Callable[[ObservedBatch], np.ndarray]
+SCORES = ("accuracy", "macro_f1")
+MIN_PAIRS = 20  # a coverage "constrains" a gas when at least this many test gases reach feature S/N >= 10 in it
 
 
 def load_registered(name: str, version: str) -> RobertModel:
     """The registered model's python object, through the registry loader every stage shares."""
     return load_robert_model(f"models:/{name}/{version}")[0]
+
+
+def predictor(model: RobertModel, chunk: int = 8192) -> Predictor:
+    """Probabilities of a model's network for an observed set (encoded as the network was trained)."""
+    network = model.network
+
+    def predict(batch: ObservedBatch) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate([network.predict_proba(network.encode(batch.slice(i, i + chunk).observation))
+                                   .numpy() for i in range(0, len(batch), chunk)])
+    return predict
 
 
 def model_version_to_evaluate(cfg: Mapping, root: Path) -> str:
@@ -77,82 +94,73 @@ def model_version_to_evaluate(cfg: Mapping, root: Path) -> str:
     return str(recorded["version"])
 
 
-def score(metrics: Mapping, composition: str) -> float:
-    """The number the champion is chosen by."""
-    return float(metrics["macro_f1"] if composition == "mixture" else metrics["accuracy"])
+def worst(values: Mapping[str, float], exclude: Sequence[str] = (), largest: bool = False) -> float:
+    """The minimum (``largest``: maximum) over molecules outside ``exclude``, NaNs skipped."""
+    finite = [v for k, v in values.items() if k not in exclude and np.isfinite(v)]
+    return float((max if largest else min)(finite)) if finite else float("nan")
 
 
-def identified(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, molecule) of every present gas and whether the model identified it (see module doc)."""
-    rows, mols = np.nonzero(labels > 0.5)
-    single = labels.sum(1) == 1
-    hit = np.where(single[rows], probs.argmax(1)[rows] == mols, probs[rows, mols] > 0.5)
-    return np.stack([rows, mols], 1), hit
+def scores(predict: Predictor, batch: ObservedBatch, spectra_vmr: np.ndarray, molecules: list[str],
+           groups: Sequence[Sequence[str]]) -> tuple[dict[str, Any], np.ndarray]:
+    """Every score of one observed set, and the probabilities."""
+    probs = predict(batch)
+    injected = (batch.states != int(State.ABSENT)).numpy()
+    out = classification_metrics(probs, batch.targets.numpy(), molecules, batch.weights.numpy(), injected)
+    log10_vmr = np.log10(np.clip(spectra_vmr[batch.rows.numpy()].astype(np.float64), 1e-300, None))
+    report = detection_report(probs, injected, batch.chi2.numpy(), log10_vmr, molecules, groups)
+    grouped = [m for g in groups for m in g]
+    out |= report | {
+        "completeness_snr_ge_10_min": worst(report["completeness_snr_ge_10"], grouped),
+        "completeness_snr_5_10_min": worst(report["completeness_snr_5_10"], grouped),
+        "false_alarm_rate_max": worst(report["false_alarm_rate"], grouped, largest=True)}
+    single = injected.sum(1) == 1
+    outside = single & ~injected[:, [molecules.index(m) for m in grouped]].any(1) if grouped else single
+    if outside.any() and grouped:
+        out["accuracy_outside_groups"] = float((probs[outside].argmax(1) == injected[outside].argmax(1)).mean())
+    return out, probs
 
 
-def binned_accuracy(values: np.ndarray, hit: np.ndarray, n_bins: int, name: str) -> list[dict[str, Any]]:
-    """Share identified per log10(value) bin (equal widths between the finite extremes)."""
-    logs = np.log10(np.clip(values.astype(float), 1e-300, None))
-    finite = np.isfinite(logs) & (values > 0)
-    if not finite.any():
-        return []
-    edges = np.linspace(logs[finite].min(), logs[finite].max() + 1e-9, n_bins + 1)
-    index = np.clip(np.digitize(logs, edges) - 1, 0, n_bins - 1)
-    table = []
-    for b in range(n_bins):
-        members = finite & (index == b)
-        if members.any():
-            low, high = float(edges[b]), float(edges[b + 1])
-            table.append({f"log10_{name}": round((low + high) / 2, 4), f"log10_{name}_low": round(low, 4),
-                          f"log10_{name}_high": round(high, 4),
-                          "accuracy": float(hit[members].mean()), "n": int(members.sum())})
-    return table
+def score_of(metrics: Mapping, cfg: Mapping) -> float:
+    """The number the champion is chosen by (``evaluate.score``)."""
+    name = cfg["evaluate"]["score"]
+    if name not in metrics:
+        raise UserError(f"evaluate.score is {name!r}, which this test set does not have (accuracy needs single-gas "
+                        f"spectra); expected one of: {', '.join(k for k in SCORES if k in metrics)}")
+    return float(metrics[name])
 
 
-def feature_snr(detectability: np.ndarray, snr: float, n_bins: int) -> np.ndarray:
-    """S/N of each present gas's feature over the whole spectrum (0 where absent).
-
-    Its per-bin RMS signal is detectability x mean depth and the per-bin noise is mean depth / SNR, so
-    S/N = detectability x SNR x sqrt(n_bins).
-    """
-    return np.nan_to_num(np.asarray(detectability, dtype=float)) * float(snr) * math.sqrt(n_bins)
-
-
-def detectable_metrics(detectability: np.ndarray, hit: np.ndarray, snr: float | None, n_bins: int,
-                       threshold: float) -> dict[str, float]:
-    """Accuracy on the present gases whose feature S/N (:func:`feature_snr`) reaches ``threshold``, and
-    their share. Below a few sigma no classifier can tell the gas is there: that part of the test set is
-    the physical limit (:func:`identification_ceiling`).
-    """
-    if snr is None:
-        return {}
-    visible = feature_snr(detectability, snr, n_bins) >= threshold
-    return {"detectable_feature_snr": threshold, "detectable_fraction": float(visible.mean()),
-            "test_accuracy_detectable": float(hit[visible].mean()) if visible.any() else float("nan"),
-            "identification_ceiling": identification_ceiling(detectability, snr, n_bins)}
-
-
-def identification_ceiling(detectability: np.ndarray, snr: float | None, n_bins: int) -> float:
-    """An upper bound on the share of present gases any classifier can identify at this SNR (APPROXIMATE).
-
-    Why it bounds every classifier: the prior holds, beside "gas m at its mixing ratio", the same
-    atmosphere with another gas at the prior's floor (1e-8), which is indistinguishable from the
-    atmosphere without gas m. The two spectra differ by gas m's feature, whose S/N over the spectrum is
-    d = :func:`feature_snr`; with white Gaussian noise even the best test between those two hypotheses
-    alone errs with probability Phi(-d / 2) (equal priors). So the identification rate is at most
-    1 - mean Phi(-d / 2). Approximate: it ignores the min-max scaling and the prior density of the
-    second hypothesis, and it is loose (ten classes, not two, and near-degenerate pairs such as TiO/VO
-    are not counted), so the true ceiling lies below it. ``snr`` None (noiseless): 1.
-    """
-    if snr is None:
-        return 1.0
-    return float(1.0 - ndtr(-feature_snr(detectability, snr, n_bins) / 2.0).mean())
+def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: Mapping,
+                        groups: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """Per coverage preset, at ``evaluate.coverage_snr`` with the training prior's error shapes: completeness at
+    feature S/N >= 10 of each gas it constrains (>= MIN_PAIRS such test gases), and false alarms."""
+    prior = ObservationPrior.from_config(cfg["observation"])
+    snr = float(cfg["evaluate"]["coverage_snr"])
+    rows = []
+    vmr = datamodule.split("test").vmr()
+    for name in cfg["evaluate"]["coverages"]:
+        if name not in datamodule.presets:
+            raise UserError(f"evaluate.coverages names {name!r}; conf/instrument/ has: "
+                            f"{', '.join(sorted(datamodule.presets))}")
+        bank = PatternBank.single(preset_segments(datamodule.presets[name], datamodule.wavelength_um), name)
+        batch = datamodule.observed_set("test", ObservationPrior((snr, snr), prior.noise, PatternPrior.full_only()),
+                                        f"coverage/{name}@{snr}", bank)
+        result, _ = scores(predict, batch, vmr, datamodule.molecules, groups)
+        strong = batch.chi2.numpy() >= 100.0  # feature S/N >= 10
+        constrained = {m: v for j, (m, v) in enumerate(result["completeness_snr_ge_10"].items())
+                       if strong[:, j].sum() >= MIN_PAIRS}
+        grouped = [m for g in groups for m in g]
+        rows.append({"coverage": name, "n_spectra": len(batch), "constrained": ",".join(constrained),
+                     "completeness_snr_ge_10_min": worst(constrained, grouped),
+                     "false_alarm_rate_max": result["false_alarm_rate_max"], "macro_f1": result["macro_f1"],
+                     **{f"completeness_{m}": v for m, v in constrained.items()}})
+    return rows
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(k for row in rows for k in row)) if rows else ["empty"]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -162,15 +170,10 @@ def snr_label(snr: float | None) -> str:
     return "noiseless" if snr is None else f"{snr:g}"
 
 
-def test_metrics(predict: Predictor, datamodule: SpectraDataModule, snr: float | None = ...) -> dict[str, Any]:
-    x, y, _ = datamodule.test_set(snr)
-    return classification_metrics(predict(x.numpy()), y.numpy(), datamodule.molecules)
-
-
-def decide_champion(cfg: Mapping, client: MlflowClient, version: str, new_score: float,
-                    datamodule: SpectraDataModule) -> tuple[bool, str, float | None]:
+def decide_champion(cfg: Mapping, client: MlflowClient, name: str, version: str, new_score: float,
+                    datamodule: SpectraDataModule, groups: Sequence[Sequence[str]]) -> tuple[bool, str, float | None]:
     """(move the alias?, why, the champion's score or None)."""
-    name, alias, composition = cfg["tracking"]["registered_model"], cfg["evaluate"]["alias"], cfg["composition"]["kind"]
+    alias = cfg["evaluate"]["alias"]
     try:
         current = client.get_model_version_by_alias(name, alias).version
     except MlflowException:
@@ -178,20 +181,20 @@ def decide_champion(cfg: Mapping, client: MlflowClient, version: str, new_score:
     if str(current) == version:
         return False, f"version {version} already holds {alias}", new_score
     champion = load_registered(name, str(current))
-    if champion.molecules != datamodule.molecules or champion.network.n_visible != datamodule.n_visible:
-        return True, (f"{alias} version {current} predicts {champion.molecules} from {champion.network.n_visible} "
-                      f"points, not comparable with this test set: version {version} takes {alias}"), None
-    if champion.coverage is None or champion.calibration is None:
-        # logged before observed-spectrum support: it cannot answer the inference interface at all
-        return True, (f"{alias} version {current} has no coverage/calibration (cannot take observed spectra): "
-                      f"version {version} takes {alias}"), None
-    old = score(test_metrics(champion.predict_proba, datamodule), composition)
+    network = champion.network
+    if (champion.molecules != datamodule.molecules or network.n_grid != datamodule.n_grid
+            or champion.settings is None):
+        return True, (f"{alias} version {current} cannot be compared with this test set (other molecules, grid, "
+                      f"or logged before any-coverage support): version {version} takes {alias}"), None
+    old = score_of(scores(predictor(champion), datamodule.test_set(), datamodule.split("test").vmr(),
+                          datamodule.molecules, groups)[0], cfg)
     if new_score > old:
         return True, f"version {version} ({new_score:.4f}) beats {alias} version {current} ({old:.4f})", old
     return False, f"version {version} ({new_score:.4f}) does not beat {alias} version {current} ({old:.4f})", old
 
 
-def leave_one_planet_out(cfg: Mapping, root: Path, planets: Sequence[str]) -> list[dict[str, Any]]:
+def leave_one_planet_out(cfg: Mapping, root: Path, planets: Sequence[str],
+                         groups: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
     """Train on all planets but one (not registered), test on the held-out planet's test split."""
     table = []
     for held_out in planets:
@@ -202,7 +205,7 @@ def leave_one_planet_out(cfg: Mapping, root: Path, planets: Sequence[str]) -> li
         result = train(sub_cfg, root)
         model = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
         target = build_datamodule(cfg, [held_out], root)
-        metrics = test_metrics(model.predict_proba, target)
+        metrics, _ = scores(predictor(model), target.test_set(), target.split("test").vmr(), target.molecules, groups)
         table.append({"held_out": held_out, "accuracy": metrics.get("accuracy", float("nan")),
                       "macro_f1": metrics["macro_f1"], "n": metrics["n_spectra"], "run_id": result.run_id})
     return table
@@ -213,7 +216,7 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
     root = Path(root)
     configure_tracking(cfg["tracking"], root)
     client = MlflowClient()
-    name, composition = cfg["tracking"]["registered_model"], cfg["composition"]["kind"]
+    name = registered_name(cfg)
     version = model_version_to_evaluate(cfg, root)
     model = load_registered(name, version)
     planets = resolve_planets(cfg, planet_choice)
@@ -221,68 +224,64 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
     if model.molecules != datamodule.molecules:
         raise UserError(f"model {name} version {version} predicts {model.molecules} but the test set holds "
                         f"{datamodule.molecules}: evaluate with the data it was trained on")
+    groups = [list(g) for g in cfg["evaluate"].get("degenerate_groups") or []
+              if all(m in datamodule.molecules for m in g)]
     out_dir = root / cfg["evaluate"]["out_dir"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    predict = predictor(model)
+    vmr = datamodule.split("test").vmr()
+    molecules = datamodule.molecules
+    title = f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}"
 
-    x, y, spectra = datamodule.test_set()
-    probs = model.predict_proba(x.numpy())
-    labels = y.numpy()
-    metrics = classification_metrics(probs, labels, datamodule.molecules)
-    files = write_confusion(confusion_matrix(probs, labels), datamodule.molecules, out_dir,
-                            f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}")
-    reliability_files, calibration_errors = write_reliability(probs, labels, datamodule.molecules,
-                                               int(cfg["inference"]["calibration"]["reliability_bins"]), out_dir,
-                                               f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}")
+    batch = datamodule.test_set()
+    metrics, probs = scores(predict, batch, vmr, molecules, groups)
+    injected = (batch.states != int(State.ABSENT)).numpy()
+    files = write_confusion(confusion_matrix(probs, injected if cfg["labels"]["kind"] == "injected"
+                                             else batch.targets.numpy()), molecules, out_dir, title)
+    reliability_files, calibration_errors = write_reliability(probs, batch.targets.numpy(), molecules,
+                                                              int(cfg["inference"]["reliability_bins"]), out_dir,
+                                                              title)
     files += reliability_files
-    files.append(write_csv(out_dir / "per_molecule.csv",
-                           [{"molecule": m, **v} for m, v in metrics["per_molecule"].items()]))
-    pairs, hit = identified(probs, labels)
-    present_detectability = spectra.detectability[pairs[:, 0], pairs[:, 1]]
+    files.append(write_csv(out_dir / "per_molecule.csv", [
+        {"molecule": m, **v, "completeness_snr_ge_10": metrics["completeness_snr_ge_10"][m],
+         "completeness_snr_5_10": metrics["completeness_snr_5_10"][m],
+         "false_alarm_rate": metrics["false_alarm_rate"][m]} for m, v in metrics["per_molecule"].items()]))
+    files.append(write_csv(out_dir / "completeness_vs_feature_snr.csv", [
+        {"feature_snr": round(math.sqrt(max(r["low"], 0.5) * min(r["high"], 100.0)), 3), **r}
+        for r in metrics["completeness_vs_feature_snr"]]))
+    files.append(write_csv(out_dir / "completeness_vs_log10_vmr.csv", [
+        {"log10_vmr": (r["low"] + r["high"]) / 2, **r} for r in metrics["completeness_vs_log10_vmr"]]))
     snr_rows = []
     for snr in cfg["evaluate"]["snr_grid"]:
-        at = test_metrics(model.predict_proba, datamodule, snr)
-        snr_rows.append({"snr": snr_label(snr), "accuracy": at.get("accuracy", at["exact_match"]),
+        at, _ = scores(predict, datamodule.test_set(snr), vmr, molecules, groups)
+        snr_rows.append({"snr": snr_label(snr), "accuracy": at.get("accuracy", float("nan")),
                          "macro_f1": at["macro_f1"], "exact_match": at["exact_match"],
-                         "identification_ceiling": identification_ceiling(present_detectability, snr, x.shape[1])})
+                         "completeness_snr_ge_10_min": at["completeness_snr_ge_10_min"],
+                         "false_alarm_rate_max": at["false_alarm_rate_max"]})
     files.append(write_csv(out_dir / "accuracy_vs_snr.csv", snr_rows))
-    n_bins = int(cfg["evaluate"]["n_bins"])
-    vmr = np.stack([spectra.params[f"vmr_{m}"] for m in datamodule.molecules], 1)
-    files.append(write_csv(out_dir / "accuracy_vs_mixing_ratio.csv",
-                           binned_accuracy(vmr[pairs[:, 0], pairs[:, 1]], hit, n_bins, "mixing_ratio")))
-    files.append(write_csv(out_dir / "accuracy_vs_detectability.csv",
-                           binned_accuracy(present_detectability, hit, n_bins, "detectability")))
-    detectable = detectable_metrics(present_detectability, hit, datamodule.snr,
-                                    x.shape[1], float(cfg["evaluate"]["detectable_feature_snr"]))
-    where_not_finite = {}
-    for parameter in cfg["evaluate"].get("accuracy_by_parameter") or ():
-        if parameter not in spectra.params:
-            continue  # a parameter this set does not sample (clouds in an emission set)
-        values = spectra.params[parameter][pairs[:, 0]]
-        files.append(write_csv(out_dir / f"accuracy_vs_{parameter}.csv",
-                               binned_accuracy(values, hit, n_bins, parameter)))
-        if not np.isfinite(values).all():
-            where_not_finite[parameter] = float(hit[~np.isfinite(values)].mean())
+    coverage_rows = coverage_evaluation(predict, datamodule, cfg, groups) if cfg["evaluate"].get("coverages") else []
+    if coverage_rows:
+        files.append(write_csv(out_dir / "coverage.csv", coverage_rows))
     if cfg["evaluate"].get("leave_one_planet_out"):
-        lopo = leave_one_planet_out(cfg, root, planets)
+        lopo = leave_one_planet_out(cfg, root, planets, groups)
         files.append(write_csv(out_dir / "leave_one_planet_out.csv", lopo))
         metrics["leave_one_planet_out_accuracy"] = float(np.mean([row["accuracy"] for row in lopo]))
 
-    new_score = score(metrics, composition)
-    move, reason, champion_score = decide_champion(cfg, client, version, new_score, datamodule)
+    new_score = score_of(metrics, cfg)
+    move, reason, champion_score = decide_champion(cfg, client, name, version, new_score, datamodule, groups)
     alias = cfg["evaluate"]["alias"]
     if move:
         client.set_registered_model_alias(name, alias, version)
     summary = {
-        "model": name, "version": version, "planets": planets, "composition": composition,
-        "snr": datamodule.snr, "test_accuracy": metrics.get("accuracy", metrics["exact_match"]),
-        "macro_f1": metrics["macro_f1"], "exact_match": metrics["exact_match"], "n_test": metrics["n_spectra"],
-        **calibration_errors, **detectable,
-        **({"accuracy_where_parameter_not_finite": where_not_finite} if where_not_finite else {}),
+        "model": name, "version": version, "regime": cfg.get("regime", "realistic"), "planets": planets,
+        "composition": datamodule.composition, "labels": cfg["labels"]["kind"], "snr": datamodule.snr,
+        "n_test": metrics["n_spectra"], "score": cfg["evaluate"]["score"],
+        **{k: v for k, v in metrics.items() if k not in ("per_molecule", "completeness_vs_feature_snr",
+                                                         "completeness_vs_log10_vmr",
+                                                         "grouped_completeness_vs_feature_snr")},
+        **calibration_errors,
         "f1": {m: v["f1"] for m, v in metrics["per_molecule"].items()},
-        "per_molecule": metrics["per_molecule"],
-        **({"mixture_macro_f1": metrics["macro_f1"]} if composition == "mixture" else {}),
-        **({"leave_one_planet_out_accuracy": metrics["leave_one_planet_out_accuracy"]}
-           if "leave_one_planet_out_accuracy" in metrics else {}),
+        "coverage": {row["coverage"]: {k: v for k, v in row.items() if k != "coverage"} for row in coverage_rows},
         "champion": {"moved": move, "reason": reason, "previous_score": champion_score},
     }
     metrics_path = out_dir / "metrics.json"
@@ -290,18 +289,14 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
     files.append(metrics_path)
 
     run_id = client.get_model_version(name, version).run_id
-    flat = {"test/accuracy": summary["test_accuracy"], "test/macro_f1": summary["macro_f1"],
-            "test/exact_match": summary["exact_match"], **{f"test/{k}": v for k, v in calibration_errors.items()},
-            **{f"test/f1_{m}": v for m, v in summary["f1"].items()},
-            **{f"test/accuracy_snr_{row['snr']}": row["accuracy"] for row in snr_rows}}
-    if "test_accuracy_detectable" in summary:
-        flat |= {"test/accuracy_detectable": summary["test_accuracy_detectable"],
-                 "test/detectable_fraction": summary["detectable_fraction"],
-                 "test/identification_ceiling": summary["identification_ceiling"]}
+    flat = {f"test/{k}": v for k, v in summary.items() if isinstance(v, float | int) and not isinstance(v, bool)}
+    flat |= {f"test/completeness_snr_ge_10_{m}": v for m, v in summary["completeness_snr_ge_10"].items()}
+    flat |= {f"test/false_alarm_rate_{m}": v for m, v in summary["false_alarm_rate"].items()}
+    flat |= {f"test/macro_f1_snr_{row['snr']}": row["macro_f1"] for row in snr_rows}
     if champion_score is not None:
         flat["test/champion_score"] = champion_score
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({k: v for k, v in flat.items() if v is not None and math.isfinite(v)})
+        mlflow.log_metrics({k: float(v) for k, v in flat.items() if v is not None and math.isfinite(v)})
         mlflow.set_tags({"champion_decision": reason, f"{alias}_moved": str(move)})
         for path in files:
             mlflow.log_artifact(str(path), "evaluation")

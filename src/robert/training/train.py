@@ -1,13 +1,18 @@
-"""One training run: DataModule + DBNModule + Lightning Trainer, tracked in MLflow, model registered.
+"""One training run: DataModule + the model's Lightning module + Trainer, tracked in MLflow, model registered.
 
-Flow: validate the model config (fail fast) -> seed_everything -> load the shards -> fit with an
-unmonitored ``ModelCheckpoint(save_last=True)`` under ``<train.checkpoint_dir>/<config hash>/`` and
-:class:`FinetuneEarlyStopping` -> log the resolved config, dataset provenance, the validation
-confusion matrix and the pyfunc model to the run -> register it -> write ``train.output``.
+Flow: validate the model and label configs (fail fast) -> seed_everything -> load the shards -> fit with an
+unmonitored :class:`~robert.model.callbacks.EpochCheckpoint` under ``<train.checkpoint_dir>/<config hash>/``
+and :class:`~robert.model.callbacks.FinetuneEarlyStopping` -> log the resolved config, the dataset (an MLflow
+dataset input per split, the DVC hash as digest), the validation confusion matrix and the pyfunc model ->
+register it -> write ``train.output``.
 
-Resume: a killed run leaves ``last.ckpt`` and the MLflow run id in its checkpoint directory; the
-same config run again continues from that checkpoint in the same MLflow run. A run that finished
-removes its checkpoint directory, so running the same config again trains afresh.
+Runs are named by what tells them apart (:func:`run_name`: geometry, labels, model, observation, planets) and
+tagged with the same facts, so the MLflow UI's compare view groups them; each regime/geometry logs to its own
+experiment (``tracking.experiment``, set by ``conf/experiment/*.yaml``).
+
+Resume: a killed run leaves ``last.ckpt`` and the MLflow run id in its checkpoint directory; the same config run
+again continues from that checkpoint in the same MLflow run. A run that finished removes its checkpoint
+directory, so running the same config again trains afresh.
 """
 
 from __future__ import annotations
@@ -27,23 +32,28 @@ from typing import Any
 
 import lightning.pytorch as pl
 import mlflow
+import pandas as pd
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import MLFlowLogger
-from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow.tracking import MlflowClient
 
 import robert
-from robert.data.datamodule import SpectraDataModule, resolve_planets
-from robert.model.lightning_module import DBNModule, FinetuneEarlyStopping, validate_model_config
+from robert.data.datamodule import SpectraDataModule
+from robert.data.dataset import resolve_planets
+from robert.model.callbacks import EpochCheckpoint, FinetuneEarlyStopping, StartEpoch
+from robert.model.config import validate_model_config
+from robert.model.dbn import DeepBeliefNetwork
+from robert.model.module import RecogniserModule, module_for
+from robert.spectra.detection import LabelSettings
 from robert.tracking.setup import configure_tracking
 from robert.training.metrics import classification_metrics, confusion_matrix, write_confusion
 
 RUN_ID_FILE = "mlflow_run_id"
 # Config sections that do not change what is trained (a resumed run may switch them).
-NOT_HASHED = ("tracking", "hydra", "evaluate")
+NOT_HASHED = ("tracking", "hydra", "evaluate", "summary")
 
 
 @dataclass
@@ -87,38 +97,39 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-class EpochCheckpoint(ModelCheckpoint):
-    """A ModelCheckpoint that saves at every epoch's end, even an epoch with no optimiser step.
-
-    Why: CD pre-training updates the weights without an optimiser, so ``trainer.global_step`` stays
-    0 through the pre-training epochs, and Lightning's ModelCheckpoint (which skips when the global
-    step has not moved) writes nothing before fine-tuning: a run killed in pre-training would
-    restart from scratch. Here "already saved" means "saved in this epoch at this step".
-    """
-
-    _last_saved_at: tuple[int, int] | None = None
-
-    def _should_skip_saving_checkpoint(self, trainer: pl.Trainer) -> bool:
-        return (bool(trainer.fast_dev_run) or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking
-                or self._last_saved_at == (trainer.current_epoch, trainer.global_step))
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
-        self._last_saved_at = (trainer.current_epoch, trainer.global_step)
+def run_facts(cfg: Mapping, planets: Sequence[str]) -> dict[str, str]:
+    """What tells this training apart from others: the run's tags (and its name, :func:`run_name`)."""
+    model = cfg["model"]
+    kind = model.get("kind", "dbn")
+    widths = model.get("hidden") or model.get("filters") or []
+    return {"geometry": cfg.get("simulate", {}).get("geometry", "emission"),
+            "regime": str(cfg.get("regime", "realistic")),
+            "labels": LabelSettings.from_config(cfg["labels"]).describe(),
+            "model": f"{kind}-{'-'.join(map(str, widths))}",
+            "inputs": "+".join(model.get("inputs", ["depth"])),
+            "observation": str(cfg["observation"].get("name", "custom")),
+            "composition": cfg["composition"]["kind"],
+            "planets": ",".join(planets)}
 
 
-class _StartEpoch(Callback):
-    """Records the epoch fit starts at (0 for a fresh run, >0 after resuming)."""
+def run_name(facts: Mapping[str, str], planets: Sequence[str]) -> str:
+    """e.g. ``emission/realistic/detection/dbn-500-200-50/any-coverage/mixture/7-planets``."""
+    where = planets[0] if len(planets) == 1 else f"{len(planets)}-planets"
+    labels = facts["labels"].split(" ")[0]
+    return "/".join([facts["geometry"], facts["regime"], labels, facts["model"], facts["observation"],
+                     facts["composition"], where])
 
-    start_epoch = 0
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.start_epoch = trainer.current_epoch
+def registered_name(cfg: Mapping) -> str:
+    """The registry name of this training's model: ``tracking.registered_model`` for a DBN, with ``-<kind>`` for a
+    peer (``robert-mlp``), so a peer never takes the recogniser's ``@champion``."""
+    kind = cfg["model"].get("kind", "dbn")
+    base = cfg["tracking"]["registered_model"]
+    return base if kind == "dbn" else f"{base}-{kind}"
 
 
 def build_datamodule(cfg: Mapping, planets: Sequence[str], root: Path) -> SpectraDataModule:
-    return SpectraDataModule(cfg["data"], cfg["composition"]["kind"], planets, root,
-                             batch_size=int(cfg["model"]["batch_size"]), seed=int(cfg["seed"]))
+    return SpectraDataModule(cfg, planets, root, batch_size=int(cfg["model"]["batch_size"]), seed=int(cfg["seed"]))
 
 
 def _mlflow_run(cfg: Mapping, checkpoint_dir: Path, resume: bool, planets: Sequence[str]) -> str:
@@ -131,10 +142,9 @@ def _mlflow_run(cfg: Mapping, checkpoint_dir: Path, resume: bool, planets: Seque
             client.get_run(run_id)
             return run_id
     experiment = client.get_experiment_by_name(cfg["tracking"]["experiment"])
-    name = f"dbn-{'-'.join(map(str, cfg['model']['hidden']))}-{cfg['composition']['kind']}-" \
-           f"{'all' if len(planets) > 1 else planets[0]}"
-    run_id = client.create_run(experiment.experiment_id, run_name=name,
-                               tags={"stage": "train", "planets": ",".join(planets)}).info.run_id
+    facts = run_facts(cfg, planets)
+    run_id = client.create_run(experiment.experiment_id, run_name=run_name(facts, planets),
+                               tags={"stage": "train", **facts}).info.run_id
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     id_file.write_text(run_id)
     return run_id
@@ -144,22 +154,23 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
           callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train, log and register one model from a resolved ``conf/train.yaml`` (plain containers)."""
     validate_model_config(cfg["model"])  # a bad width is a one-line error before any data is read
+    LabelSettings.from_config(cfg["labels"])
     planets = resolve_planets(cfg, planet_choice)
     root = Path(root)
     with torch_threads(cfg["trainer"].get("torch_threads")):
         pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
         datamodule = build_datamodule(cfg, planets, root)
         datamodule.setup("fit")
-        module = DBNModule(datamodule.n_visible, len(datamodule.molecules), cfg["model"], seed=int(cfg["seed"]),
-                           label_names=datamodule.molecules)
-        module.dbn.fit_input_scaling(datamodule.scaling_sample())
+        module = module_for(datamodule.n_grid, len(datamodule.molecules), cfg["model"], int(cfg["seed"]),
+                            datamodule.molecules)
+        if isinstance(module.network, DeepBeliefNetwork):
+            module.network.fit_input_scaling(module.network.encode(datamodule.scaling_sample().observation))
 
         checkpoint_dir = root / cfg["train"]["checkpoint_dir"] / config_hash(cfg)
         last = checkpoint_dir / "last.ckpt"
         resume = last.exists()
         configure_tracking(cfg["tracking"], root)
         tracking_uri = mlflow.get_tracking_uri()
-        resume_from = last if resume else None
         # DDP: the launcher re-runs this script once per extra process (rank > 0, known from the
         # environment before the Trainer exists); only rank 0 owns an MLflow run.
         run_id = _mlflow_run(cfg, checkpoint_dir, resume, planets) if rank_zero_only.rank == 0 else None
@@ -167,7 +178,7 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
                               run_id=run_id, log_model=False)
         logger.log_hyperparams({k: str(v) for k, v in flatten(cfg).items()} | {"planets": ",".join(planets)})
 
-        start = _StartEpoch()
+        start = StartEpoch()
         stopping = cfg["train"]["early_stopping"]
         trainer_cfg = cfg["trainer"]
         trainer = pl.Trainer(
@@ -187,7 +198,7 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
             # resume from, after a kill): Lightning's "not empty" warning is expected here, not a hazard.
             ours = re.escape(os.path.realpath(checkpoint_dir))  # the form Lightning prints
             warnings.filterwarnings("ignore", message=f"Checkpoint directory {ours} exists and is not empty")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None)
 
         result = TrainResult(run_id, tracking_uri, f"runs:/{run_id}/model", None, {}, resume, start.start_epoch,
                              trainer)
@@ -197,36 +208,73 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
     return result
 
 
-def _log_results(cfg: Mapping, root: Path, module: DBNModule, datamodule: SpectraDataModule,
+def dataset_digest(datamodule: SpectraDataModule, root: Path) -> str:
+    """The DVC hash of the dataset's planet directories (from dvc.lock, when a ``dvc repro`` made them), else the
+    shards' own config hashes: what the MLflow dataset input is keyed by."""
+    directories = [os.path.relpath(datamodule.directory / datamodule.composition / p, root)
+                   for p in datamodule.planets]
+    recorded: dict[str, str] = {}
+    lock = root / "dvc.lock"
+    if lock.exists():
+        for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
+            for out in stage.get("outs", []):
+                recorded[out["path"]] = out.get("md5", "")
+    parts = [recorded.get(d) or ",".join(datamodule.split("train").provenance.get(p, {}).get("config_hash", []))
+             for d, p in zip(directories, datamodule.planets, strict=True)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def log_dataset(datamodule: SpectraDataModule, root: Path) -> None:
+    """Each split as an MLflow dataset input: one row per spectrum (planet, injected gases), digest = DVC hash."""
+    digest = dataset_digest(datamodule, root)
+    source = str(datamodule.directory / datamodule.composition)
+    for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
+        spectra = datamodule.split(split)
+        table = pd.concat([pd.DataFrame({"planet": spectra.planet}), pd.DataFrame(
+            spectra.injected > 0.5, columns=[f"injected_{m}" for m in spectra.molecules])], axis=1)
+        with warnings.catch_warnings():  # MLflow registers its local-file source under two schemes: not ambiguous
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            dataset = mlflow.data.from_pandas(table, source=Path(source).as_uri(), digest=digest,
+                                              name=f"{datamodule.directory.name}/{datamodule.composition}")
+        mlflow.log_input(dataset, context=context)
+
+
+def _log_results(cfg: Mapping, root: Path, module: RecogniserModule, datamodule: SpectraDataModule,
                  planets: Sequence[str], result: TrainResult) -> TrainResult:
     """Artifacts, the pyfunc model and its registration, in the training's MLflow run."""
     # Imported here: defining the PythonModel subclass makes MLflow print a warning, which would
     # otherwise precede every one-line configuration error of the entry script.
     from robert.inference.package import package_for_inference
-    from robert.tracking.pyfunc import RobertModel, network_spec, save_network
+    from robert.model.serialization import network_spec, save_network
+    from robert.tracking.pyfunc import RobertModel
     from robert.tracking.requirements import pinned_requirements
 
     molecules = datamodule.molecules
-    network = module.dbn.cpu().eval()
-    val_x, val_y = datamodule.noisy_set("val")
-    probs = network.predict_proba(val_x).numpy()
-    val_metrics = classification_metrics(probs, val_y.numpy(), molecules)
+    network = module.network.cpu().eval()
+    val = datamodule.observed_set("val")
+    with torch.no_grad():
+        probs = network.predict_proba(network.encode(val.observation)).numpy()
+    val_metrics = classification_metrics(probs, val.targets.numpy(), molecules, val.weights.numpy())
     provenance = {"planets": planets, "composition": cfg["composition"]["kind"],
-                  "dataset_dir": str(datamodule.dataset_dir), "molecules": molecules,
+                  "dataset_dir": str(datamodule.directory), "molecules": molecules,
                   "n_spectra": {split: len(datamodule.split(split)) for split in ("train", "val", "test")},
                   "shards": datamodule.split("train").provenance}
-    spec = network_spec(datamodule.n_visible, molecules, module.config, int(cfg["seed"]))
+    generative_trained = isinstance(network, DeepBeliefNetwork) and module.config["top"]["epochs"] > 0 and min(
+        module.config["pretrain"]["epochs_per_layer"]) > 0
+    spec = network_spec(network, molecules, generative_trained=generative_trained,
+                        geometry=cfg.get("simulate", {}).get("geometry", "emission"),
+                        labels=dict(cfg["labels"]))
     with mlflow.start_run(run_id=result.run_id), tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         mlflow.log_text(yaml.safe_dump(dict(cfg), sort_keys=False), "config.yaml")
         mlflow.log_dict(provenance, "dataset_provenance.json")
+        log_dataset(datamodule, root)
         mlflow.log_metrics({f"val_final/{k}": v for k, v in val_metrics.items() if isinstance(v, float)})
-        for path in write_confusion(confusion_matrix(probs, val_y.numpy()), molecules, tmp_dir / "confusion",
-                                    f"validation, SNR {cfg['data']['snr']}"):
+        for path in write_confusion(confusion_matrix(probs, val.targets.numpy()), molecules, tmp_dir / "confusion",
+                                    "validation, training prior"):
             mlflow.log_artifact(str(path), "validation")
-        # coverage + calibration (validation set) for observed spectra; signature and example in that format
+        # what inference needs beside the weights: the constraint references and the matching settings
         package = package_for_inference(network, datamodule, cfg, tmp_dir / "inference")
-        mlflow.log_metrics(package.metrics)
         register = cfg["train"].get("register", True)
         # an explicit list (train.pip_requirements), else the installed versions of train.model_requirements;
         # neither: MLflow infers them (~10 s, and lists this package, which no index serves)
@@ -237,13 +285,13 @@ def _log_results(cfg: Mapping, root: Path, module: DBNModule, datamodule: Spectr
             artifacts=save_network(network, spec, tmp_dir / "network") | package.artifacts,
             code_paths=[str(Path(robert.__file__).parent)], input_example=package.input_example,
             signature=package.signature,
-            registered_model_name=cfg["tracking"]["registered_model"] if register else None,
+            registered_model_name=registered_name(cfg) if register else None,
             pip_requirements=requirements)
     version = None if info.registered_model_version is None else str(info.registered_model_version)
     output = root / cfg["train"]["output"]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"run_id": result.run_id, "model_uri": info.model_uri,
-                                  "registered_model": cfg["tracking"]["registered_model"] if register else None,
+                                  "registered_model": registered_name(cfg) if register else None,
                                   "version": version, "planets": list(planets),
                                   "composition": cfg["composition"]["kind"], "molecules": molecules}, indent=2))
     result.registered_version, result.model_uri, result.val_metrics = version, info.model_uri, val_metrics

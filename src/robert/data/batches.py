@@ -1,0 +1,99 @@
+"""Batches as the network sees them: rows of clean spectra observed (coverage, errors, noise) and labelled.
+
+The loaders hand out rows of clean spectra with their fingerprints (:class:`RowFetcher`, a whole batch per call:
+no per-spectrum Python work); :func:`observe_rows` then draws this batch's observation
+(:class:`robert.spectra.observation.Observer`), computes each gas's Delta chi^2 under it and the detection
+states and targets (:mod:`robert.spectra.detection`). Training does that on every batch with a fresh draw; the
+validation and test sets are drawn once, from fixed seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from robert.data.dataset import Spectra
+from robert.spectra.detection import LabelSettings, gas_chi2, states, targets_and_weights
+from robert.spectra.observation import Observation, Observer
+
+
+@dataclass
+class ObservedBatch:
+    """Observed spectra with their labels; tensors (B, W) in ``observation``, (B, M) here, ``rows`` (B,)."""
+
+    observation: Observation
+    targets: Tensor        # 0/1 training targets
+    weights: Tensor        # 0/1 loss weights (0: undetectable gas under labels.undetectable=ignore)
+    states: Tensor         # robert.spectra.detection.State of each (spectrum, gas)
+    chi2: Tensor           # Delta chi^2 of each gas under this observation (0 where not injected)
+    rows: Tensor           # index of each spectrum in its split
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def slice(self, start: int, stop: int) -> ObservedBatch:
+        def cut(value: object) -> object:
+            return value[start:stop] if isinstance(value, Tensor) else value
+
+        observation = replace(self.observation, **{f.name: cut(getattr(self.observation, f.name))
+                                                   for f in fields(self.observation)})
+        return ObservedBatch(observation, *(cut(getattr(self, f.name)) for f in fields(self)[1:]))
+
+
+class RowFetcher(torch.utils.data.Dataset):
+    """Rows of a split by index list -> a dict of tensors (clean depth, fingerprints, injected gases)."""
+
+    def __init__(self, spectra: Spectra) -> None:
+        self.spectra = spectra
+        self.depth = torch.as_tensor(spectra.depth)
+        self.injected = torch.as_tensor(spectra.injected)
+        # one zero row after the fingerprints stands for the padding (index -1)
+        delta = np.concatenate([spectra.delta, np.zeros((1, spectra.delta.shape[1]), dtype=np.float16)])
+        self.delta = torch.as_tensor(delta)
+        self.pair_index = torch.as_tensor(spectra.pair_index)
+        self.pair_molecule = torch.as_tensor(spectra.pair_molecule)
+
+    def __len__(self) -> int:
+        return len(self.depth)
+
+    def __getitem__(self, rows: list[int] | Tensor) -> dict[str, Tensor]:
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        pair = self.pair_index[rows]
+        depth = self.depth[rows]
+        # relative fingerprints -> absolute differences, in the depth's units
+        delta = self.delta[pair].float() * depth.mean(1)[:, None, None]
+        return {"depth": depth, "delta": delta, "pair_molecule": self.pair_molecule[rows],
+                "injected": self.injected[rows], "rows": rows}
+
+
+def observe_rows(raw: dict[str, Tensor], observer: Observer, generator: torch.Generator,
+                 labels: LabelSettings) -> ObservedBatch:
+    """One observation of every row (a :class:`RowFetcher` item) and its labels under that observation."""
+    observation = observer(raw["depth"], generator, raw["delta"])
+    n_molecules = raw["injected"].shape[1]
+    chi2 = gas_chi2(observation.chi2, raw["pair_molecule"].to(observation.chi2.device), n_molecules)
+    state = states(chi2, raw["injected"], labels.min_chi2)
+    targets, weights = targets_and_weights(state, labels)
+    return ObservedBatch(replace(observation, chi2=None), targets, weights, state, chi2, raw["rows"])
+
+
+def observe_split(fetcher: RowFetcher, observer: Observer, seed: int, labels: LabelSettings,
+                  chunk: int = 4096) -> ObservedBatch:
+    """A whole split observed once from a fixed seed (validation and test sets), in chunks to bound memory."""
+    generator = torch.Generator().manual_seed(seed)
+    parts = [observe_rows(fetcher[list(range(start, min(start + chunk, len(fetcher))))], observer, generator, labels)
+             for start in range(0, len(fetcher), chunk)]
+    return concat_batches(parts)
+
+
+def concat_batches(parts: list[ObservedBatch]) -> ObservedBatch:
+    observation = Observation(*(torch.cat([getattr(p.observation, name) for p in parts])
+                                for name in ("values", "sigma", "mask")))
+    return ObservedBatch(observation, *(torch.cat([getattr(p, f.name) for p in parts])
+                                        for f in fields(ObservedBatch)[1:]))
+
+
+__all__ = ["ObservedBatch", "RowFetcher", "concat_batches", "observe_rows", "observe_split"]

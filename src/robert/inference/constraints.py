@@ -1,0 +1,126 @@
+"""Is a gas constrained by THIS spectrum's coverage and error bars? A physics answer, not the network's.
+
+A gas is **constrained** when, were it present at an abundance in the upper part of the training prior
+(log10 VMR >= ``inference.constraint.min_log10_vmr``), this spectrum would show it: for at least
+``min_fraction`` of reference atmospheres holding it, its fingerprint's significance under the spectrum's own
+coverage and errors reaches the detection threshold (Delta chi^2 >= labels.min_chi2,
+:mod:`robert.spectra.detection`). Otherwise the verdict is "not constrained": "absent" would only mean
+"invisible here" (WFC3 sees nothing of CO2's 4.3 um band; a Spitzer photometric point hides most bands).
+
+The references are validation spectra of the model's own training set, stored with the model (float16, a few
+MB): each one's depth and fingerprint relative to its mean depth. For a spectrum with observed mean depth
+<D>, segment inverse variances w_s and the reference's relative fingerprint averaged over each segment
+f_s (relative to the reference's mean over the observed cells m_r):
+Delta chi^2 = <D>^2 sum_s w_s (f_s / m_r)^2. APPROXIMATION: a reference atmosphere of another planet is
+scaled to this spectrum's mean depth; the answer is about the prior, averaged over its planets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from robert.config_checks import check_mapping, check_number, check_positive_int
+from robert.inference.grid_mapping import GridMapping
+
+
+@dataclass(frozen=True)
+class ConstraintSettings:
+    min_log10_vmr: float = -5.0
+    min_fraction: float = 0.5
+    references_per_molecule: int = 64
+
+    @classmethod
+    def from_config(cls, section: Mapping, field: str = "inference.constraint") -> ConstraintSettings:
+        check_mapping(section, field)
+        return cls(check_number(section.get("min_log10_vmr", -5.0), f"{field}.min_log10_vmr"),
+                   check_number(section.get("min_fraction", 0.5), f"{field}.min_fraction", minimum=0, maximum=1),
+                   check_positive_int(section.get("references_per_molecule", 64), f"{field}.references_per_molecule"))
+
+
+@dataclass
+class ConstraintReferences:
+    """Reference atmospheres: relative depths and fingerprints on the grid, and the molecule of each."""
+
+    depth: np.ndarray          # (R, W) float16, D / mean(D)
+    fingerprint: np.ndarray    # (R, W) float16, (D_with - D_without) / mean(D)
+    molecule: np.ndarray       # (R,) int
+    n_molecules: int
+    min_chi2: float
+    min_fraction: float
+    # segment terms per coverage layout (cell_segment bytes): spectra of one instrument reuse them
+    _terms: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, depth=self.depth, fingerprint=self.fingerprint, molecule=self.molecule,
+                            n_molecules=self.n_molecules, min_chi2=self.min_chi2, min_fraction=self.min_fraction)
+
+    @classmethod
+    def load(cls, path: Path) -> ConstraintReferences:
+        with np.load(path, allow_pickle=False) as data:  # plain arrays: never unpickles
+            return cls(data["depth"], data["fingerprint"], data["molecule"], int(data["n_molecules"]),
+                       float(data["min_chi2"]), float(data["min_fraction"]))
+
+    def segment_terms(self, mapping: GridMapping) -> np.ndarray:
+        """(n_segments, R): (segment-averaged fingerprint / mean over the observed cells)^2, per reference."""
+        return _segment_terms(self, mapping)
+
+    def detectable_fraction(self, mapping: GridMapping, mean_depth: np.ndarray,
+                            inverse_variance: np.ndarray) -> np.ndarray:
+        """(S, M): share of each molecule's references this spectrum would detect (NaN: none stored)."""
+        chi2 = (np.asarray(mean_depth, float)[:, None] ** 2) * (inverse_variance @ self.segment_terms(mapping))
+        detected = chi2 >= self.min_chi2
+        out = np.full((len(mean_depth), self.n_molecules), np.nan)
+        for m in range(self.n_molecules):
+            members = self.molecule == m
+            if members.any():
+                out[:, m] = detected[:, members].mean(1)
+        return out
+
+
+def _segment_terms(references: ConstraintReferences, mapping: GridMapping) -> np.ndarray:
+    cache = references._terms
+    key = mapping.cell_segment.tobytes()
+    if key not in cache:
+        cells = mapping.cell_segment
+        observed = cells >= 0
+        n_cells = mapping.cells_per_segment.astype(float)
+        depth = references.depth[:, observed].astype(np.float32)
+        fingerprint = references.fingerprint[:, observed].astype(np.float32)
+        mean_observed = depth.mean(1)                                    # (R,)
+        sums = np.zeros((mapping.n_segments, len(depth)), dtype=np.float32)
+        np.add.at(sums, cells[observed], fingerprint.T)
+        averaged = sums / n_cells[:, None]
+        cache[key] = (averaged / mean_observed[None, :]) ** 2
+        if len(cache) > 32:
+            cache.pop(next(iter(cache)))
+    return cache[key]
+
+
+def build_references(depth: np.ndarray, fingerprint_rows: np.ndarray, pair_index: np.ndarray,
+                     pair_molecule: np.ndarray, log10_vmr: np.ndarray, settings: ConstraintSettings,
+                     min_chi2: float, seed: int) -> ConstraintReferences:
+    """Pick up to ``references_per_molecule`` rows per molecule whose VMR of it is >= 10^min_log10_vmr."""
+    rng = np.random.default_rng(seed)
+    n_molecules = log10_vmr.shape[1]
+    chosen_depth, chosen_fingerprint, chosen_molecule = [], [], []
+    for m in range(n_molecules):
+        rows, slots = np.nonzero(pair_molecule == m)
+        keep = log10_vmr[rows, m] >= settings.min_log10_vmr
+        rows, slots = rows[keep], slots[keep]
+        if len(rows) > settings.references_per_molecule:
+            pick = np.sort(rng.choice(len(rows), settings.references_per_molecule, replace=False))
+            rows, slots = rows[pick], slots[pick]
+        mean = depth[rows].mean(1, keepdims=True)
+        chosen_depth.append(depth[rows] / mean)
+        chosen_fingerprint.append(fingerprint_rows[pair_index[rows, slots]].astype(np.float32))
+        chosen_molecule.append(np.full(len(rows), m))
+    return ConstraintReferences(np.concatenate(chosen_depth).astype(np.float16),
+                                np.concatenate(chosen_fingerprint).astype(np.float16),
+                                np.concatenate(chosen_molecule), n_molecules, float(min_chi2), settings.min_fraction)
+
+
+__all__ = ["ConstraintReferences", "ConstraintSettings", "build_references"]

@@ -1,0 +1,139 @@
+"""A published spectrum's rows on the model grid: which cells each row covers, grouped into observed segments.
+
+The recogniser reads any coverage on the model's own grid (901 cells, 1-20 um; :mod:`robert.spectra.observation`):
+each observed segment is one measurement spread over the cells it covers, with the cell-equivalent error
+sigma_seg * sqrt(n_cells). A row covers the grid cells whose centres lie inside its bin; a row narrower than a
+cell (a spectrum at higher resolution than the grid) covers the cell holding its centre, and the rows sharing a
+cell are averaged (inverse-variance weights). Rows that do not fit are dropped, each with its reason:
+
+* ``outside``: less than ``min_bin_fraction`` of the row's bin lies on the grid (e.g. a 24 um Spitzer point);
+* ``overlap``: most of the row's cells are already covered by finer rows (overlapping instruments: the
+  finer-resolved rows are kept). APPROXIMATION: the coarser row's information is not combined with the finer
+  ones; a row that shares a few edge cells with a neighbour keeps the rest (its value stands for them).
+
+The mapping depends only on the rows' bins, so spectra of one instrument share it (cached by their bytes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from robert.spectra.observation import Observation, renumber
+from robert.spectra.resample import grid_cells_um
+
+OUTSIDE, OVERLAP = "outside the 1-20 um grid", "overlaps finer rows"
+
+
+@dataclass(frozen=True)
+class GridMapping:
+    """Rows of one bin layout -> segments on the grid."""
+
+    row_segment: np.ndarray        # (R,) segment of each row, -1 if dropped
+    cell_segment: np.ndarray       # (W,) segment of each grid cell, -1 if unobserved
+    dropped_reason: tuple[str, ...]  # (R,) "" for kept rows
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.cell_segment.max()) + 1 if (self.cell_segment >= 0).any() else 0
+
+    @property
+    def cells_per_segment(self) -> np.ndarray:
+        return np.bincount(self.cell_segment[self.cell_segment >= 0], minlength=self.n_segments)
+
+
+def _inside_fraction(low: np.ndarray, high: np.ndarray, grid_low: float, grid_high: float) -> np.ndarray:
+    """Share of each bin (in log wavelength) on the grid."""
+    overlap = np.clip(np.log(np.minimum(high, grid_high)) - np.log(np.maximum(low, grid_low)), 0, None)
+    return overlap / np.log(high / low)
+
+
+def build_mapping(bin_low_um: np.ndarray, bin_high_um: np.ndarray, grid_um: np.ndarray,
+                  min_bin_fraction: float) -> GridMapping:
+    """The mapping of rows with bins [low, high] (ascending, micron) onto the grid of centres ``grid_um``."""
+    cell_low, cell_high = grid_cells_um(grid_um)
+    low, high = np.asarray(bin_low_um, float), np.asarray(bin_high_um, float)
+    n_rows, n_cells = len(low), len(grid_um)
+    reasons = [""] * n_rows
+    inside = _inside_fraction(low, high, cell_low[0], cell_high[-1]) >= min_bin_fraction
+    first = np.searchsorted(grid_um, low, side="left")       # first cell centre >= low
+    stop = np.searchsorted(grid_um, high, side="right")      # past the last cell centre <= high
+    centre_cell = np.clip(np.searchsorted(cell_high, np.sqrt(low * high)), 0, n_cells - 1)
+    n_covered = np.clip(stop - first, 0, None)
+    owner = np.full(n_cells, -1)       # the row whose segment a cell belongs to (-1: none yet)
+    multi = np.zeros(n_cells, bool)    # the cell is claimed by a multi-cell row
+    # finer rows first: where instruments overlap, the better-resolved rows keep the cells
+    for row in np.argsort(np.maximum(n_covered, 1), kind="stable"):
+        if not inside[row]:
+            reasons[row] = OUTSIDE
+            continue
+        cells = np.arange(first[row], stop[row]) if n_covered[row] > 0 else np.array([centre_cell[row]])
+        if n_covered[row] <= 1:
+            cell = cells[0]
+            if owner[cell] >= 0 and multi[cell]:
+                reasons[row] = OVERLAP
+            elif owner[cell] < 0:
+                owner[cell] = row
+            continue  # a narrow row joins the cell's narrow rows (same segment, see row_segment below)
+        free = cells[owner[cells] < 0]
+        # adjacent published bins often share an edge cell (bins overlap by round-off): a row keeps its free cells
+        # as long as they are most of its range; a row mostly under finer rows is dropped
+        if 2 * len(free) < len(cells):
+            reasons[row] = OVERLAP
+            continue
+        owner[free], multi[free] = row, True
+    cell_segment = renumber(owner)
+    row_segment = np.full(n_rows, -1)
+    for row in range(n_rows):
+        if reasons[row]:
+            continue
+        if n_covered[row] > 1:
+            row_segment[row] = cell_segment[first[row] + int(np.argmax(owner[first[row]:stop[row]] == row))]
+        else:
+            row_segment[row] = cell_segment[first[row] if n_covered[row] == 1 else centre_cell[row]]
+    return GridMapping(row_segment, cell_segment, tuple(reasons))
+
+
+@lru_cache(maxsize=64)
+def _cached(low: bytes, high: bytes, grid: bytes, min_bin_fraction: float) -> GridMapping:
+    return build_mapping(*(np.frombuffer(b, dtype=np.float64) for b in (low, high, grid)), min_bin_fraction)
+
+
+def cached_mapping(bin_low_um: np.ndarray, bin_high_um: np.ndarray, grid_um: np.ndarray,
+                   min_bin_fraction: float) -> GridMapping:
+    """:func:`build_mapping`, remembered per layout: spectra of one instrument come on the same bins."""
+    return _cached(*(np.ascontiguousarray(a, dtype=np.float64).tobytes() for a in (bin_low_um, bin_high_um, grid_um)),
+                   float(min_bin_fraction))
+
+
+def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.ndarray) -> tuple[Observation,
+                                                                                                   np.ndarray]:
+    """Spectra sharing one layout, (S, R) depths and errors -> their :class:`Observation` on the grid, and the
+    (S, n_segments) inverse variances of the segments (what the significance of a fingerprint needs)."""
+    kept = mapping.row_segment >= 0
+    n_spectra, n_segments = depth.shape[0], mapping.n_segments
+    weight = 1.0 / np.asarray(depth_err, float)[:, kept] ** 2
+    index = np.broadcast_to(mapping.row_segment[kept], weight.shape)
+    inverse_variance = np.zeros((n_spectra, n_segments))
+    weighted_sum = np.zeros((n_spectra, n_segments))
+    rows = np.arange(n_spectra)[:, None]
+    np.add.at(inverse_variance, (rows, index), weight)
+    np.add.at(weighted_sum, (rows, index), weight * np.asarray(depth, float)[:, kept])
+    value_seg = weighted_sum / inverse_variance
+    sigma_seg = inverse_variance ** -0.5
+    cells = mapping.cell_segment
+    observed = cells >= 0
+    n_cells = mapping.cells_per_segment
+    values = np.zeros((n_spectra, len(cells)))
+    sigma = np.full((n_spectra, len(cells)), np.inf)
+    values[:, observed] = value_seg[:, cells[observed]]
+    sigma[:, observed] = (sigma_seg * np.sqrt(n_cells))[:, cells[observed]]
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    mask = torch.as_tensor(np.broadcast_to(observed, values.shape).copy())
+    return Observation(as_t(values), as_t(sigma), mask), inverse_variance
+
+
+__all__ = ["GridMapping", "OUTSIDE", "OVERLAP", "build_mapping", "cached_mapping", "observe_rows_on_grid"]

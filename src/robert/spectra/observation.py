@@ -1,0 +1,356 @@
+"""What an observer gets from a simulated spectrum: partial coverage, per-bin error bars, noise, significance.
+
+A **coverage pattern** lives on the model grid (the simulator's 901 cells): each cell carries the index of the
+observed bin ("segment") it belongs to, or -1 where nothing was observed. A native-resolution instrument gives
+every covered cell its own segment; a coarser bin (a WFC3 bin of ~4 cells, a Spitzer band of ~50) is one
+segment over several cells. Observing a clean spectrum D with per-cell errors sigma_cell:
+
+* each segment measures the mean of D over its cells, with sigma_seg = sqrt(sum sigma_cell^2) / n_cells (the
+  mean of independent cells), plus one Gaussian draw of that sigma;
+* the network sees the measured value in every cell of the segment and the cell-equivalent error
+  sigma_seg * sqrt(n_cells) (so that summing (signal / error)^2 over the cells of a flat signal gives the
+  segment's own (signal / sigma_seg)^2), and a mask;
+* the significance of a gas is Delta chi^2 = sum over segments (Delta D_seg / sigma_seg)^2, with Delta D =
+  D_with - D_without the gas (stored by the simulator) averaged like D: the detection label's statistic
+  (:mod:`robert.spectra.detection`).
+
+Every row of a batch can have its own pattern, SNR and error shape: the segment sums are one ``scatter_add``
+over the batch, so the same code runs on CPU and GPU with no Python loop over spectra.
+
+The training prior over patterns (ASSUMPTIONS, weights in ``conf/observation/*.yaml``): the whole grid, the
+instrument presets of ``conf/instrument/``, unions of two or three presets, random contiguous sub-ranges,
+random sub-ranges re-binned to a coarser resolution, and any of these with random gaps cut out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from robert.config_checks import check_mapping, check_number, check_positive_int, check_range, check_weights
+from robert.errors import UserError
+from robert.spectra.coverage import Coverage
+from robert.spectra.noise import NoiseShapes
+from robert.spectra.transforms import value_range
+
+PATTERN_FAMILIES = ("full", "preset", "union", "subrange", "binned", "gapped")
+CHANNELS = ("depth", "error", "mask")
+# The error channel is tanh(sigma / range / ERROR_SCALE): ~linear below a quarter of the spectrum's range,
+# saturating at 1 (= unobserved) above it. Min-max scaling of a noisy spectrum puts its range at >= ~5 sigma
+# for white noise, so typical errors land in 0.1-0.8.
+ERROR_SCALE = 0.25
+
+
+# --- coverage patterns ---------------------------------------------------------------------------------------
+
+
+def preset_segments(coverage: Coverage, grid_um: np.ndarray) -> np.ndarray:
+    """(W,) segment index of each grid cell for a coverage preset: the bin holding the cell's centre, else -1."""
+    centres = np.asarray(grid_um, dtype=float)
+    index = np.searchsorted(coverage.bin_low_um, centres, side="right") - 1
+    inside = (index >= 0) & (centres <= coverage.bin_high_um[np.clip(index, 0, None)])
+    return renumber(np.where(inside, index, -1))
+
+
+def renumber(segments: np.ndarray) -> np.ndarray:
+    """Segment ids 0, 1, ... in order of first appearance along the grid (-1 stays -1)."""
+    segments = np.asarray(segments, dtype=np.int64)
+    out = np.full_like(segments, -1)
+    observed = segments >= 0
+    if observed.any():
+        _, first, inverse = np.unique(segments[observed], return_index=True, return_inverse=True)
+        order = np.argsort(np.argsort(first))
+        out[observed] = order[inverse]
+    return out
+
+
+@dataclass(frozen=True)
+class PatternPrior:
+    """The coverage-pattern prior (``observation.coverage``), validated."""
+
+    weights: dict[str, float]
+    n_patterns: int
+    min_cells: int
+    bin_cells: tuple[int, int]
+    max_gaps: int
+    presets: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, section: Mapping, field: str = "observation.coverage") -> PatternPrior:
+        check_mapping(section, field)
+        bin_cells = check_range(section.get("bin_cells", (2, 8)), f"{field}.bin_cells", minimum=1)
+        presets = section.get("presets") or ()
+        if isinstance(presets, str) or not isinstance(presets, Sequence):
+            raise UserError(f"{field}.presets must be a list of conf/instrument names; got {presets!r}")
+        return cls(check_weights(section.get("weights"), f"{field}.weights", PATTERN_FAMILIES),
+                   check_positive_int(section.get("n_patterns", 1024), f"{field}.n_patterns"),
+                   check_positive_int(section.get("min_cells", 30), f"{field}.min_cells"),
+                   (int(bin_cells[0]), int(bin_cells[1])),
+                   int(check_number(section.get("max_gaps", 3), f"{field}.max_gaps", integer=True, minimum=0)),
+                   tuple(str(p) for p in presets))
+
+    @classmethod
+    def full_only(cls) -> PatternPrior:
+        return cls({"full": 1.0}, 1, 1, (1, 1), 0, ())
+
+
+def _random_subrange(n_cells: int, min_cells: int, rng: np.random.Generator) -> tuple[int, int]:
+    width = int(rng.integers(min(min_cells, n_cells), n_cells + 1))
+    start = int(rng.integers(0, n_cells - width + 1))
+    return start, start + width
+
+
+def _cut_gaps(segments: np.ndarray, max_gaps: int, min_cells: int, rng: np.random.Generator) -> np.ndarray:
+    """Remove 1..max_gaps random stretches (each up to a fifth of the observed cells); keeps >= min_cells."""
+    out = segments.copy()
+    observed = np.flatnonzero(out >= 0)
+    for _ in range(int(rng.integers(1, max(max_gaps, 1) + 1))):
+        width = int(rng.integers(1, max(2, len(observed) // 5)))
+        start = int(rng.integers(observed[0], max(observed[0] + 1, observed[-1] - width + 1)))
+        trial = out.copy()
+        trial[start:start + width] = -1
+        if (trial >= 0).sum() >= min_cells:
+            out = trial
+    return out
+
+
+def sample_pattern(family: str, prior: PatternPrior, presets: Sequence[np.ndarray], n_cells: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """One (W,) segment pattern of ``family``."""
+    if family == "full" or (family in ("preset", "union") and not presets):
+        return np.arange(n_cells)
+    if family == "preset":
+        return presets[int(rng.integers(len(presets)))].copy()
+    if family == "union":
+        chosen = rng.choice(len(presets), size=min(len(presets), int(rng.integers(2, 4))), replace=False)
+        union = np.full(n_cells, -1)
+        for offset, index in enumerate(chosen):  # ids made distinct per preset; where presets overlap the first wins
+            pattern = presets[index]
+            free = (union < 0) & (pattern >= 0)
+            union[free] = pattern[free] + (offset + 1) * n_cells
+        return union
+    if family == "subrange":
+        start, stop = _random_subrange(n_cells, prior.min_cells, rng)
+        pattern = np.full(n_cells, -1)
+        pattern[start:stop] = np.arange(start, stop)
+        return pattern
+    if family == "binned":
+        start, stop = _random_subrange(n_cells, prior.min_cells, rng)
+        size = int(rng.integers(prior.bin_cells[0], prior.bin_cells[1] + 1))
+        pattern = np.full(n_cells, -1)
+        pattern[start:stop] = np.arange(stop - start) // size
+        return pattern
+    if family == "gapped":
+        base = sample_pattern(str(rng.choice(["full", "preset", "union", "subrange"])), prior, presets, n_cells, rng)
+        return _cut_gaps(base, prior.max_gaps, prior.min_cells, rng)
+    raise UserError(f"unknown coverage family {family!r}; expected one of: {', '.join(PATTERN_FAMILIES)}")
+
+
+@dataclass
+class PatternBank:
+    """Coverage patterns to draw from: (P, W) segment ids (-1 unobserved) and each pattern's family."""
+
+    segments: Tensor
+    families: list[str]
+
+    def __len__(self) -> int:
+        return int(self.segments.shape[0])
+
+    def to(self, device: torch.device | str) -> PatternBank:
+        return PatternBank(self.segments.to(device), self.families)
+
+    @classmethod
+    def single(cls, segments: np.ndarray, family: str = "full") -> PatternBank:
+        return cls(torch.as_tensor(renumber(segments))[None], [family])
+
+
+def build_pattern_bank(prior: PatternPrior, presets: Mapping[str, Coverage], grid_um: np.ndarray,
+                       seed: int) -> PatternBank:
+    """``prior.n_patterns`` patterns drawn by family weight from a seeded generator (the same bank every run)."""
+    n_cells = len(grid_um)
+    missing = sorted(set(prior.presets) - set(presets))
+    if missing:
+        raise UserError(f"observation.coverage.presets names {', '.join(missing)}, which conf/instrument/ does not "
+                        f"have ({', '.join(sorted(presets))})")
+    preset_patterns = [preset_segments(presets[name], grid_um) for name in prior.presets]
+    rng = np.random.default_rng(seed)
+    names = list(prior.weights)
+    probabilities = np.array([prior.weights[k] for k in names]) / sum(prior.weights.values())
+    families = [names[i] for i in rng.choice(len(names), size=prior.n_patterns, p=probabilities)]
+    patterns = np.stack([renumber(sample_pattern(f, prior, preset_patterns, n_cells, rng)) for f in families])
+    return PatternBank(torch.as_tensor(patterns), families)
+
+
+# --- observing a batch ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Observation:
+    """A batch of observed spectra on the model grid; every tensor (B, W) unless stated."""
+
+    values: Tensor           # measured depth in each observed cell (its segment's value), 0 where unobserved
+    sigma: Tensor            # cell-equivalent 1-sigma error (sigma_seg * sqrt(n_cells)); inf where unobserved
+    mask: Tensor             # bool: observed
+    chi2: Tensor | None = None  # (B, K) Delta chi^2 of each stored gas difference (None without differences)
+
+    @property
+    def n_observed(self) -> Tensor:
+        return self.mask.sum(dim=1)
+
+
+def _segment_index(segments: Tensor) -> tuple[Tensor, int]:
+    """Flat scatter index: row b's segment s -> b * W + s; unobserved cells -> the dump slot B * W."""
+    n_rows, n_cells = segments.shape
+    dump = n_rows * n_cells
+    offsets = torch.arange(n_rows, device=segments.device)[:, None] * n_cells
+    return torch.where(segments >= 0, segments + offsets, torch.full_like(segments, dump)), dump + 1
+
+
+def _segment_sum(values: Tensor, index: Tensor, size: int) -> Tensor:
+    return torch.zeros(size, device=values.device, dtype=values.dtype).scatter_add_(0, index.flatten(),
+                                                                                    values.flatten())
+
+
+def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generator: torch.Generator | None,
+            delta: Tensor | None = None) -> Observation:
+    """Observe clean spectra ``depth`` (B, W) through ``segments`` (B, W) with per-cell errors ``cell_sigma``.
+
+    ``cell_sigma`` None is noiseless (the error channel is then 0 and ``chi2`` infinite where a difference is
+    non-zero). ``delta`` (B, K, W): clean differences D_with - D_without of K gases per row (zeros for padding);
+    their Delta chi^2 over the segments is returned in ``Observation.chi2``.
+    """
+    index, size = _segment_index(segments)
+    counts = _segment_sum(torch.ones_like(depth), index, size).clamp(min=1.0)
+    mean = _segment_sum(depth, index, size) / counts
+    mask = segments >= 0
+    if cell_sigma is None:
+        sigma_seg = torch.zeros_like(counts)
+        measured = mean
+    else:
+        sigma_seg = _segment_sum(cell_sigma.to(depth.dtype) ** 2, index, size).sqrt() / counts
+        noise = torch.randn(size, generator=generator, device=generator.device if generator else None,
+                            dtype=depth.dtype).to(depth.device)
+        measured = mean + sigma_seg * noise
+    flat = index.flatten()
+    values = torch.where(mask, measured[flat].view_as(depth), torch.zeros_like(depth))
+    sigma = torch.where(mask, (sigma_seg * counts.sqrt())[flat].view_as(depth), torch.full_like(depth, torch.inf))
+    chi2 = None
+    if delta is not None:
+        n_rows, n_gases, n_cells = delta.shape
+        # each cell adds (Delta D_seg / sigma_seg)^2 / n_cells: summed over the cells, each segment counts once
+        delta_seg = torch.stack([_segment_sum(delta[:, k].to(depth.dtype), index, size) / counts
+                                 for k in range(n_gases)], dim=1)  # (size, K)
+        with torch.no_grad():
+            ratio = torch.where(sigma_seg[:, None] > 0, delta_seg / sigma_seg[:, None],
+                                torch.where(delta_seg != 0, torch.inf, 0.0))
+        per_cell = (ratio**2 / counts[:, None])[flat].view(n_rows, n_cells, n_gases)
+        chi2 = torch.where(mask[:, :, None], per_cell, torch.zeros_like(per_cell)).sum(dim=1)
+    return Observation(values, sigma, mask, chi2)
+
+
+def cell_sigma_for(depth: Tensor, mask: Tensor, snr: Tensor, shape: Tensor) -> Tensor:
+    """Per-cell errors: ``shape`` (B, W) scaled so that its median over the observed cells is mean(depth)/snr."""
+    observed_depth = torch.where(mask, depth, torch.zeros_like(depth)).sum(1) / mask.sum(1).clamp(min=1)
+    median_shape = torch.where(mask, shape, torch.full_like(shape, torch.nan)).nanmedian(dim=1).values
+    return shape * (observed_depth / snr / median_shape)[:, None]
+
+
+# --- what the network sees -----------------------------------------------------------------------------------
+
+
+def network_inputs(observation: Observation, channels: Sequence[str]) -> Tensor:
+    """(B, C * W) network input: the chosen channels side by side, each in [0, 1].
+
+    ``depth``: min-max scaled over the observed cells (0 where unobserved); ``error``: tanh(sigma / range /
+    ERROR_SCALE), 1 where unobserved; ``mask``: 1 observed, 0 not.
+    """
+    values, mask = observation.values, observation.mask
+    low, span = value_range(values, mask)
+    parts = []
+    for channel in channels:
+        if channel == "depth":
+            parts.append(torch.where(mask, (values - low) / span, torch.zeros_like(values)))
+        elif channel == "error":
+            parts.append(torch.where(mask, torch.tanh(observation.sigma / span / ERROR_SCALE), torch.ones_like(values)))
+        elif channel == "mask":
+            parts.append(mask.to(values.dtype))
+        else:
+            raise UserError(f"unknown input channel {channel!r}; expected some of: {', '.join(CHANNELS)}")
+    return torch.cat(parts, dim=1)
+
+
+# --- the observation prior -----------------------------------------------------------------------------------
+
+
+def parse_snr(value: object, field: str) -> tuple[float, float] | None:
+    """``snr``: a number (fixed), a [low, high] pair (log-uniform per spectrum) or null (noiseless)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        snr = check_number(value, field, minimum=0.0, strictly_above=True)
+        return snr, snr
+    return check_range(value, field, minimum=0.0, strictly_above=True)
+
+
+@dataclass(frozen=True)
+class ObservationPrior:
+    """How training spectra are observed (``conf/observation/*.yaml``): SNR, error shapes, coverage patterns."""
+
+    snr: tuple[float, float] | None
+    noise: NoiseShapes
+    coverage: PatternPrior
+
+    @classmethod
+    def from_config(cls, section: Mapping, field: str = "observation") -> ObservationPrior:
+        check_mapping(section, field)
+        noise = section.get("noise")
+        return cls(parse_snr(section.get("snr"), f"{field}.snr"),
+                   NoiseShapes.white_only() if noise is None else NoiseShapes.from_config(noise, f"{field}.noise"),
+                   PatternPrior.full_only() if section.get("coverage") is None
+                   else PatternPrior.from_config(section["coverage"], f"{field}.coverage"))
+
+    @classmethod
+    def white(cls, snr: float | None) -> ObservationPrior:
+        """Full coverage, one sigma per spectrum (the paper-regime convention)."""
+        fixed = None if snr is None else (float(snr), float(snr))
+        return cls(fixed, NoiseShapes.white_only(), PatternPrior.full_only())
+
+    @property
+    def full_coverage_only(self) -> bool:
+        return set(self.coverage.weights) == {"full"}
+
+
+class Observer:
+    """Draws an observation for every row of a batch from an :class:`ObservationPrior` (or fixed choices)."""
+
+    def __init__(self, prior: ObservationPrior, wavelength_um: np.ndarray, presets: Mapping[str, Coverage],
+                 seed: int, bank: PatternBank | None = None) -> None:
+        self.prior = prior
+        self.wavelength_um = torch.as_tensor(np.asarray(wavelength_um, dtype=np.float64))
+        self.bank = bank or build_pattern_bank(prior.coverage, presets, np.asarray(wavelength_um), seed)
+
+    def __call__(self, depth: Tensor, generator: torch.Generator, delta: Tensor | None = None) -> Observation:
+        n = depth.shape[0]
+        cpu = torch.device("cpu")
+        # draws on a CPU generator in a fixed order: the same observation on any device
+        gen = generator if generator.device == cpu else None
+        pattern = torch.randint(len(self.bank), (n,), generator=gen)
+        segments = self.bank.segments[pattern].to(depth.device)
+        if self.prior.snr is None:
+            return observe(depth, segments, None, None, delta)
+        low, high = self.prior.snr
+        snr = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * torch.rand(n, generator=gen,
+                                                                                   dtype=torch.float64))
+        shape = self.prior.noise.sample(self.wavelength_um, n, gen)
+        sigma = cell_sigma_for(depth, segments >= 0, snr.to(depth.device, depth.dtype), shape.to(depth.device))
+        return observe(depth, segments, sigma, generator, delta)
+
+
+__all__ = ["CHANNELS", "ERROR_SCALE", "Observation", "ObservationPrior", "Observer", "PatternBank", "PatternPrior",
+           "build_pattern_bank", "cell_sigma_for", "network_inputs", "observe", "parse_snr", "preset_segments",
+           "renumber", "sample_pattern"]

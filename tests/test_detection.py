@@ -1,0 +1,152 @@
+"""Detection labels: stored fingerprints against the forward model, Delta chi^2 against a hand computation, the
+three label states, and the shard format's version check."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from helpers.config import ROOT, tiny_generate_config
+from robert.data.batches import RowFetcher, observe_rows
+from robert.data.dataset import load_planet
+from robert.errors import UserError
+from robert.physics.model import forward_model_from_config
+from robert.physics.priors import TemperatureParameters
+from robert.simulate.generate import generate_planet
+from robert.simulate.shards import list_shards, read_shard
+from robert.spectra.detection import LabelSettings, State, gas_chi2, states, targets_and_weights
+from robert.spectra.observation import ObservationPrior, Observer, PatternBank, observe
+
+
+@pytest.fixture(scope="module")
+def mixture_set(tiny_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mixture")
+    cfg = tiny_generate_config(tiny_cache, out, "composition=mixture", "composition.max_gases=3",
+                               "dataset.spectra_per_planet=12", "dataset.shard_size=12")
+    planet_dir = generate_planet(cfg, "hd209458b", ROOT, log=lambda m: None, progress=False)
+    return cfg, tiny_cache, planet_dir
+
+
+def hand_fingerprint(cfg, cache, shard, row: int, molecule: int) -> tuple[np.ndarray, np.ndarray]:
+    """(D_with, D_with - D_without) of one stored spectrum, recomputed from its stored parameters."""
+    model = forward_model_from_config(cfg, shard.molecules, cache)
+    p = shard.params
+    params = TemperatureParameters(**{k: torch.as_tensor(p[k][row:row + 1], dtype=torch.float64)
+                                      for k in ("isothermal_temperature_K", "irradiation_temperature_K",
+                                                "internal_temperature_K", "kappa_ir_cm2_g", "gamma")},
+                                   isothermal=torch.as_tensor(p["isothermal"][row:row + 1] > 0.5))
+    params = TemperatureParameters(**{k: v.to(model.settings.dtype) if v.is_floating_point() else v
+                                      for k, v in vars(params).items()})
+    vmr = torch.as_tensor(np.array([[p[f"vmr_{m}"][row] for m in shard.molecules]]), dtype=model.settings.dtype)
+    temperature = model.temperature_profiles(params)
+    with torch.no_grad():
+        with_gas = model.depth_from_profiles(temperature, vmr).double()
+        without = vmr.clone()
+        without[0, molecule] = 0
+        return with_gas[0].numpy(), (with_gas - model.depth_from_profiles(temperature, without).double())[0].numpy()
+
+
+def test_stored_fingerprints_are_the_forward_models_difference(mixture_set):
+    cfg, cache, planet_dir = mixture_set
+    shard = read_shard(list_shards(planet_dir)[0])
+    assert shard.delta_depth.dtype == np.float16
+    # one stored pair per injected gas, ordered by row then molecule
+    rows, molecules = np.nonzero(shard.labels)
+    np.testing.assert_array_equal(shard.delta_pair, np.stack([rows, molecules], 1))
+    for pair in (0, len(rows) // 2, len(rows) - 1):
+        row, molecule = shard.delta_pair[pair]
+        depth, delta = hand_fingerprint(cfg, cache, shard, row, molecule)
+        np.testing.assert_allclose(depth, shard.eclipse_depth[row], rtol=1e-5)
+        stored = shard.delta_depth[pair].astype(np.float64) * depth.mean()
+        # float16 keeps 3 significant digits of the relative fingerprint
+        np.testing.assert_allclose(stored, delta, rtol=2e-3, atol=2e-3 * np.abs(delta).max())
+
+
+def test_delta_chi2_matches_a_hand_computation_with_one_sigma_and_with_per_bin_sigma(mixture_set):
+    _, _, planet_dir = mixture_set
+    spectra = load_planet(planet_dir.parent.parent, "mixture", "hd209458b", "regenerate")
+    raw = RowFetcher(spectra)[list(range(len(spectra)))]
+    depth, delta = raw["depth"].double(), raw["delta"].double()
+    n, w = depth.shape
+    grid = torch.arange(w)
+    # one sigma per spectrum (SNR 10) and a per-bin sigma growing 10x across the grid
+    for sigma in (depth.mean(1, keepdim=True).expand(n, w) / 10,
+                  depth.mean(1, keepdim=True) / 10 * torch.logspace(-0.5, 0.5, w, dtype=torch.float64)):
+        observation = observe(depth, grid.expand(n, w), sigma, torch.Generator().manual_seed(0), delta)
+        hand = (delta / sigma[:, None, :]).pow(2).sum(-1)
+        np.testing.assert_allclose(observation.chi2.numpy(), hand.numpy(), rtol=1e-9)
+    # coarse bins: four cells per segment; the segment measures the mean, with sigma_seg = sqrt(sum sigma^2) / 4
+    segments = (grid // 4).expand(n, w)
+    sigma = depth.mean(1, keepdim=True).expand(n, w) / 10
+    observation = observe(depth, segments, sigma, torch.Generator().manual_seed(0), delta)
+    usable = (w // 4) * 4
+    delta_seg = delta[..., :usable].reshape(n, delta.shape[1], -1, 4).mean(-1)
+    sigma_seg = sigma[:, :usable].reshape(n, -1, 4).pow(2).sum(-1).sqrt() / 4
+    tail = delta[..., usable:].mean(-1) ** 2 / (sigma[:, usable:].pow(2).sum(-1) / (w - usable) ** 2)[:, None]
+    hand = (delta_seg / sigma_seg[:, None, :]).pow(2).sum(-1) + tail
+    np.testing.assert_allclose(observation.chi2.numpy(), hand.numpy(), rtol=1e-9)
+
+
+def test_a_gas_below_the_threshold_is_never_labelled_detected(mixture_set):
+    _, _, planet_dir = mixture_set
+    spectra = load_planet(planet_dir.parent.parent, "mixture", "hd209458b", "regenerate")
+    fetcher = RowFetcher(spectra)
+    observer = Observer(ObservationPrior.white(3.0), spectra.wavelength_um, {}, seed=0)
+    settings = LabelSettings("detection", 9.0, "negative")
+    batch = observe_rows(fetcher[list(range(len(spectra)))], observer, torch.Generator().manual_seed(1), settings)
+    injected = torch.as_tensor(spectra.injected) > 0.5
+    assert torch.all(batch.targets[batch.chi2 < 9.0] == 0)
+    assert torch.all(batch.targets[~injected] == 0)
+    assert torch.equal(batch.targets > 0, injected & (batch.chi2 >= 9.0))
+    # low SNR buries some gases: the three states all occur, and ignore gives them no loss
+    assert {int(s) for s in batch.states.unique()} == {State.ABSENT, State.DETECTED, State.UNDETECTABLE}
+    _, weights = targets_and_weights(batch.states, LabelSettings("detection", 9.0, "ignore"))
+    assert torch.equal(weights == 0, batch.states == int(State.UNDETECTABLE))
+    # the paper's protocol: every injected gas is a positive
+    targets, weights = targets_and_weights(batch.states, LabelSettings("injected", 9.0, "negative"))
+    assert torch.equal(targets > 0, injected) and torch.all(weights == 1)
+
+
+def test_gas_chi2_places_each_pair_in_its_molecules_column():
+    pair_chi2 = torch.tensor([[4.0, 25.0], [16.0, 0.0]])
+    pair_molecule = torch.tensor([[0, 2], [1, -1]])
+    np.testing.assert_array_equal(gas_chi2(pair_chi2, pair_molecule, 3).numpy(), [[4, 0, 25], [0, 16, 0]])
+    assert states(torch.tensor([[4.0, 0, 25]]), torch.tensor([[1.0, 0, 1]]), 9.0).tolist() == [[2, 0, 1]]
+
+
+def test_noiseless_observation_detects_any_nonzero_fingerprint():
+    depth = torch.ones(1, 5)
+    delta = torch.tensor([[[0, 0, 1e-9, 0, 0], [0, 0, 0, 0, 0]]], dtype=torch.float32)
+    observation = observe(depth, torch.arange(5)[None], None, None, delta)
+    assert observation.chi2[0, 0] == torch.inf and observation.chi2[0, 1] == 0
+
+
+def test_an_old_shard_is_one_clear_error_naming_the_command(mixture_set, tmp_path):
+    _, _, planet_dir = mixture_set
+    old = tmp_path / "mixture" / "hd209458b" / "shard-00000.h5"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(list_shards(planet_dir)[0].read_bytes())
+    with h5py.File(old, "a") as f:  # the layout of format 1: no fingerprints, no version
+        del f.attrs["format_version"], f["delta_depth"], f["delta_pair"]
+        f.create_dataset("detectability", data=np.zeros((12, 3), np.float32))
+    with pytest.raises(UserError, match=r"format 1, written by an older RobERt .* regenerate it with "
+                                        r"`dvc repro simulate@hd209458b`"):
+        load_planet(tmp_path, "mixture", "hd209458b", "dvc repro simulate@hd209458b")
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"kind": "detection", "min_chi2": 0}, r"labels.min_chi2 must be a number > 0; got 0"),
+    ({"kind": "detection", "min_chi2": -9}, r"labels.min_chi2 must be a number > 0; got -9"),
+    ({"kind": "significance"}, r"unknown labels.kind 'significance'; expected one of: detection, injected"),
+    ({"kind": "detection", "undetectable": "drop"}, r"unknown labels.undetectable 'drop'"),
+])
+def test_bad_label_settings_are_one_line_errors(section, message):
+    with pytest.raises(UserError, match=message):
+        LabelSettings.from_config(section)
+
+
+def test_a_single_pattern_bank_observes_every_row_the_same_way():
+    bank = PatternBank.single(np.array([-1, 5, 5, 9, -1]))
+    assert bank.segments.tolist() == [[-1, 0, 0, 1, -1]]
