@@ -64,6 +64,8 @@ class DigitisedCurve:
     wavelength_um: np.ndarray
     sigma_min_cm2: np.ndarray
     sigma_max_cm2: np.ndarray
+    frame_um: tuple[float, float]       # wavelengths of the axes box's left and right edges
+    frame_cm2: tuple[float, float]      # sigma of its bottom and top edges
 
 
 def _runs(indices: np.ndarray) -> np.ndarray:
@@ -112,7 +114,9 @@ def digitise(png: bytes, figure: FigureSpec, temperature_K: float) -> DigitisedC
     rows_top = np.array([np.flatnonzero(on_curve[:, c])[0] for c in columns]) + top + 2
     rows_bottom = np.array([np.flatnonzero(on_curve[:, c])[-1] for c in columns]) + top + 2
     return DigitisedCurve(10 ** np.polyval(x_fit, columns + left + 2.0), 10 ** np.polyval(y_fit, rows_bottom),
-                          10 ** np.polyval(y_fit, rows_top))
+                          10 ** np.polyval(y_fit, rows_top),
+                          (float(10 ** np.polyval(x_fit, left)), float(10 ** np.polyval(x_fit, right))),
+                          (float(10 ** np.polyval(y_fit, bottom)), float(10 ** np.polyval(y_fit, top))))
 
 
 @dataclass(frozen=True)
