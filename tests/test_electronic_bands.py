@@ -24,15 +24,30 @@ def head_um(spec, system, v_upper, v_lower, sigma=0.0):
 
 
 def test_tio_phi_0_0_head_at_published_wavelength():
-    # b1Pi-d1Sigma+ (0,0) R head at 1.1035 um (vacuum); Galehouse, Brault & Davis 1980, ApJS 42, 241
+    # b1Pi-d1Sigma+ (0,0) R head at 1.1035 um (vacuum), the value quoted for the TiO J-band feature of
+    # M dwarfs (quoted from the literature; the primary line table was not at hand offline)
     assert head_um(TIO, "phi", 0, 0) == pytest.approx(1.1035, abs=1e-3)
     assert head_um(TIO, "phi", 0, 1) == pytest.approx(1.2425, abs=5e-3)  # the 0-1 band "near 1.25 um"
 
 
 def test_tio_gamma_heads_are_the_classic_7054_7088_7126_bands():
-    """The three A3Phi-X3Delta (0,0) subband heads used to classify M stars (air wavelengths, A)."""
+    """The three A3Phi-X3Delta (0,0) subband heads used to classify M stars (air wavelengths, A;
+    e.g. Kirkpatrick, Henry & McCarthy 1991, ApJS 77, 417): a check of T0(A) and both spin-orbit constants."""
     heads = sorted(head_um(TIO, "gamma", 0, 0, sigma) * 1e4 / AIR_N for sigma in (-1.0, 0.0, 1.0))
     np.testing.assert_allclose(heads, [7054.0, 7088.0, 7126.0], atol=10.0)  # 1 nm
+
+
+@pytest.mark.parametrize(("system", "head_air_angstrom"), [("delta", 8860.0), ("epsilon", 8432.0)])
+def test_tio_delta_and_epsilon_heads(system, head_air_angstrom):
+    """TiO 8860 A (b1Pi-a1Delta 0-0) and 8432 A (E3Pi-X3Delta 0-0), the other classic M-star heads."""
+    assert head_um(TIO, system, 0, 0) * 1e4 / AIR_N == pytest.approx(head_air_angstrom, abs=10.0)
+
+
+def test_vo_b_x_heads_within_the_classification_bands():
+    """VO B4Pi-X4Sigma- (0,0) and (1,0): the late-M classification bands span 7851-7939 and 7334-7406 A
+    (air); with the spin-orbit subbands collapsed, the model's single head must fall inside each span."""
+    assert 7851.0 <= head_um(VO, "B-X", 0, 0) * 1e4 / AIR_N <= 7939.0
+    assert 7334.0 <= head_um(VO, "B-X", 1, 0) * 1e4 / AIR_N <= 7406.0
 
 
 def test_vo_a_x_0_0_head_in_the_published_band():

@@ -30,8 +30,8 @@ Molecules*, ch. 9); everything below is APPROXIMATE and labelled so in the prove
   used for the TiO f-values of Jorgensen 1994 and Plez 1998), so that from each lower level the
   summed band f-values reproduce f_el (sum rule sum_v' q = 1). Integrated strength per molecule
   in the lower level: S = (pi e^2 / m_e c^2) f = 8.853e-13 f cm/molecule.
-* **Rotational structure**: P, Q, R branches with the singlet Honl-London factors of Herzberg
-  (1950, Table 30 / eqs. IV.83-IV.88) for Lambda' - Lambda'' = 0, +1 or -1, normalised so that the
+* **Rotational structure**: P, Q, R branches with the singlet Honl-London factors (Herzberg 1950,
+  ch. V) for Lambda' - Lambda'' = 0, +1 or -1, normalised so that the
   branches from each lower rotational level share that level's f exactly; transitions between
   spin components of equal Sigma only (Delta Sigma = 0, same multiplicity). This keeps the sharp
   band head and the one-sided rotational wing of every vibronic band.
@@ -302,7 +302,7 @@ def franck_condon_factors(upper: State, lower: State, mu_amu: float, n_upper: in
 def honl_london(lambda_upper: int, lambda_lower: int, j_lower: np.ndarray) -> dict[int, np.ndarray]:
     """{Delta J: fraction of the lower level's absorption in that branch} for integer J'' >= Lambda''.
 
-    Singlet Honl-London factors (Herzberg 1950, eqs. IV.83-IV.88), normalised to sum 1 over the
+    Singlet Honl-London factors (Herzberg 1950, ch. V), normalised to sum 1 over the
     branches of each J'' (the sum rule: every lower level absorbs the band's f). Zero where
     J' < Lambda'.
     """
