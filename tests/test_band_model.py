@@ -14,7 +14,7 @@ from robert.opacity.grid import wavenumber_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
-BAND_MODEL_MOLECULES = ("CO2", "CH4", "NH3", "HCN", "C2H2", "SiO", "TiO", "VO")
+BAND_MODEL_MOLECULES = ("CO2", "CH4", "NH3", "HCN", "C2H2", "SiO")  # TiO, VO: tests/test_electronic_bands.py
 NU = wavenumber_grid(0.5, 25.0, 3000)  # wide enough to hold every band's envelope
 
 

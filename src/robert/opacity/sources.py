@@ -22,6 +22,7 @@ BUILDERS = {
     "line_list": "robert.opacity.line_by_line",
     "diatomic": "robert.opacity.diatomic",
     "band_model": "robert.opacity.band_model",
+    "electronic": "robert.opacity.electronic",
 }
 
 Builder = Callable[[Mapping, np.ndarray, np.ndarray, np.ndarray, Path], np.ndarray]

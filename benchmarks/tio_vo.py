@@ -1,0 +1,112 @@
+"""How well TiO and VO tell apart in the 901-bin emission spectrum, before and after a cache change.
+
+A SIMPLE-CLASSIFIER PROXY, not the recogniser: for each of the five planets (conf/planet) it draws the
+same temperature profiles and the same log-uniform abundances (conf/simulate prior) for a TiO-only and
+a VO-only atmosphere, computes their eclipse spectra with the product's forward model
+(:func:`robert.physics.model.forward_model_from_config`) from each opacity cache, normalises them as
+the recogniser sees them (:func:`robert.data.spectra.noisy_normalised`: min-max per spectrum, noise
+sigma = mean depth / SNR), and fits a logistic regression (scikit-learn, standardised features) on
+70 % of the draws; the printed numbers are its ROC AUC on the other 30 % (pairs are never split), over
+all draws and (``*_strong``) over the pairs in which both gases have a strong fingerprint (feature
+S/N >= 10 at the SNR, :func:`robert.training.evaluate.feature_snr`).
+AUC 0.5 = indistinguishable, 1 = always told apart. The last line is one JSON object.
+
+Usage: python benchmarks/tio_vo.py --before-cache /work/main/build/opacities --after-cache build/opacities
+       [--n-per-planet 150] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from robert.data.spectra import noisy_normalised, stable_seed
+from robert.errors import UserError, exit_on_user_error
+from robert.physics.model import forward_model_from_config
+from robert.physics.priors import sample_parameters
+from robert.training.evaluate import feature_snr
+
+ROOT = Path(__file__).resolve().parents[1]
+PLANETS = ("gj1214b", "gj436b", "hd189733b", "hd209458b", "wasp12b")
+MOLECULES = ["TiO", "VO"]
+STRONG_FEATURE_SNR = 10.0
+
+
+def spectra(cache_dir: Path, n_per_planet: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(depth (2N, W), label 1 = TiO, pair id, detectability) over the five planets, the same draws for
+    both gases; detectability = RMS(depth - depth without the gas) / mean depth, as in the datasets."""
+    simulate = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/simulate/default.yaml"), resolve=True)
+    simulate["compile"] = False
+    depths, labels, pairs, detect = [], [], [], []
+    for k, planet in enumerate(PLANETS):
+        cfg = {"simulate": simulate,
+               "planet": OmegaConf.to_container(OmegaConf.load(ROOT / f"conf/planet/{planet}.yaml"), resolve=True)}
+        model = forward_model_from_config(cfg, MOLECULES, cache_dir)
+        params, vmr = sample_parameters(model.settings, model.planet, n_per_planet, 1,
+                                        torch.Generator().manual_seed(stable_seed("tio_vo", seed, planet)))
+        zeros = torch.zeros_like(vmr)
+        bare = model(params, torch.cat([zeros, zeros], dim=1)).cpu().double().numpy()
+        for label, active in ((1, torch.cat([vmr, zeros], dim=1)), (0, torch.cat([zeros, vmr], dim=1))):
+            depth = model(params, active).cpu().double().numpy()
+            depths.append(depth)
+            detect.append(np.sqrt(((depth - bare) ** 2).mean(axis=1)) / depth.mean(axis=1))
+            labels.append(np.full(n_per_planet, label))
+            pairs.append(k * n_per_planet + np.arange(n_per_planet))
+    return tuple(np.concatenate(x) for x in (depths, labels, pairs, detect))
+
+
+def validation_auc(depth: np.ndarray, label: np.ndarray, pair: np.ndarray, snr: float | None, seed: int) -> float:
+    x = noisy_normalised(depth, snr, stable_seed("tio_vo noise", seed, snr)).numpy().astype(np.float64)
+    rng = np.random.default_rng(seed)
+    val_pairs = rng.permutation(np.unique(pair))[: int(0.3 * np.unique(pair).size)]
+    val = np.isin(pair, val_pairs)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    clf.fit(x[~val], label[~val])
+    return float(roc_auc_score(label[val], clf.predict_proba(x[val])[:, 1]))
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before-cache", type=Path, required=True)
+    parser.add_argument("--after-cache", type=Path, required=True)
+    parser.add_argument("--n-per-planet", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--snr", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    for cache in (args.before_cache, args.after_cache):
+        if not all((cache / f"{m}.xsec.h5").exists() for m in MOLECULES):
+            raise UserError(f"--before-cache/--after-cache {cache}: needs TiO.xsec.h5 and VO.xsec.h5 "
+                            f"(build one with: python src/opacities.py opacity.cache_dir=DIR)")
+    start = time.perf_counter()
+    result: dict[str, object] = {}
+    for suffix, cache in (("", args.after_cache), ("_before", args.before_cache)):
+        depth, label, pair, detect = spectra(cache, args.n_per_planet, args.seed)
+        # pairs in which both gases have a strong fingerprint: feature S/N >= 10 at the SNR (as the issue's MLP)
+        strong_pairs = [p for p in np.unique(pair) if np.all(feature_snr(detect[pair == p], args.snr, depth.shape[1])
+                                                             >= STRONG_FEATURE_SNR)]
+        strong = np.isin(pair, strong_pairs)
+        for name, rows in (("", np.ones_like(strong)), ("_strong", strong)):
+            result[f"tio_vo_auc_noiseless{name}{suffix}"] = round(
+                validation_auc(depth[rows], label[rows], pair[rows], None, args.seed), 4)
+            result[f"tio_vo_auc_snr{args.snr:g}{name}{suffix}"] = round(
+                validation_auc(depth[rows], label[rows], pair[rows], args.snr, args.seed), 4)
+        result[f"strong_pairs{suffix}"] = len(strong_pairs)
+    result.update(n_spectra_per_cache=int(2 * args.n_per_planet * len(PLANETS)), classifier=(
+        "logistic regression on min-max normalised 901-bin eclipse spectra, 70/30 split (simple-classifier "
+        "proxy, not the recogniser)"), elapsed_s=round(time.perf_counter() - start, 1))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
