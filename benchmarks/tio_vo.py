@@ -4,7 +4,7 @@ A SIMPLE-CLASSIFIER PROXY, not the recogniser: for each of the five planets (con
 same temperature profiles and the same log-uniform abundances (conf/simulate prior) for a TiO-only and
 a VO-only atmosphere, computes their eclipse spectra with the product's forward model
 (:func:`robert.physics.model.forward_model_from_config`) from each opacity cache, normalises them as
-the recogniser sees them (:func:`robert.data.spectra.noisy_normalised`: min-max per spectrum, noise
+the recogniser sees them (:func:`robert.spectra.transforms.noisy_normalised`: min-max per spectrum, noise
 sigma = mean depth / SNR), and fits a logistic regression (scikit-learn, standardised features) on
 70 % of the draws; the printed numbers are its ROC AUC on the other 30 % (pairs are never split), over
 all draws and (``*_strong``) over the pairs in which both gases have a strong fingerprint (feature
@@ -30,10 +30,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from robert.data.spectra import noisy_normalised, stable_seed
 from robert.errors import UserError, exit_on_user_error
 from robert.physics.model import forward_model_from_config
 from robert.physics.priors import sample_parameters
+from robert.spectra.transforms import noisy_normalised, stable_seed
 from robert.training.evaluate import feature_snr
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from robert.data.fetch import ensure_archive
 from robert.errors import UserError, exit_on_user_error
+from robert.inputs.fetch import ensure_archive
 from robert.opacity import electronic
 from robert.opacity.grid import wavenumber_grid
 from robert.opacity.published_figures import FIGURES, compare_figure

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from helpers.config import ROOT, compose_config
-from robert.inputs import fetch
 from robert.errors import UserError
+from robert.inputs import fetch
 
 
 @pytest.fixture()

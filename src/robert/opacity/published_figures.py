@@ -153,7 +153,7 @@ def envelope_bin_means(curve: DigitisedCurve, edges_um: np.ndarray) -> BinnedEnv
 
 def read_figure_png(archive: Path, figure: FigureSpec) -> bytes:
     """The figure's bytes from the (already verified) pyratbay sdist."""
-    from robert.data.fetch import read_member
+    from robert.inputs.fetch import read_member
 
     return read_member(archive, figure.member)
 
