@@ -1,45 +1,73 @@
 # RobERt: the two README commands are `make run` and `make test`.
 # Both need nothing but Python 3.11 and the package registries.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
+# `make run DEVICE=cuda`: the simulator, the trainer and the evaluation on the GPU (conf/train.yaml: device)
+ifdef DEVICE
+export ROBERT_DEVICE := $(DEVICE)
+endif
 
-.PHONY: run test data venv lint bench ui
+.PHONY: run run-all paper test data venv lint bench ui summary
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch is pinned to 2.13.0 (the CPU wheel); `validate` brings TauREx 3 for the cross-checks,
-	# `tune` the PostgreSQL driver and optuna-dashboard
-	$(PY) -m pip install --quiet -e '.[dev,validate,tune]'
-	touch $(STAMP)
+	# torch is pinned to 2.13.0 (the CPU wheel): a range would pull a multi-GB CUDA build
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
 
-venv: $(STAMP)
+# the tests also need pytest/ruff (dev), TauREx 3 for the cross-checks (validate), the PostgreSQL driver (tune)
+$(TEST_STAMP): $(RUN_STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,validate,tune]'
+	touch $(TEST_STAMP)
+
+venv: $(RUN_STAMP)
 
 ## data: obtain and verify the real input files (data/, tracked by data.dvc)
 data: venv
 	$(PY) src/fetch_data.py
 
-## run: the whole pipeline on the embedded defaults
+## run: the main job on the embedded defaults (both geometries' champions, evaluations, the emission dreams)
 run: data
-	dvc repro
+	mkdir -p build
+	set -o pipefail; dvc repro dream evaluate-transmission 2>&1 | tee build/run.log
+	$(PY) src/summary.py --log build/run.log
+
+## run-all: every pipeline stage that is not frozen (adds the paper's regime and the transmission dreams)
+run-all: data
+	mkdir -p build
+	set -o pipefail; dvc repro 2>&1 | tee build/run.log
+	$(PY) src/summary.py --log build/run.log
+
+## paper: the paper's regime (its fingerprint set, the 500-200-50 DBN on the spectrum alone, argmax accuracy)
+paper: data
+	dvc repro evaluate-paper
+
+summary: venv
+	$(PY) src/summary.py --log build/run.log
 
 ## test: the test suite (pytest exit 5 - no tests collected - is a failure)
-test: data
+test: data $(TEST_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-lint: venv
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-bench: data
+bench: data $(TEST_STAMP)
 	$(PY) benchmarks/opacities.py
 	$(PY) benchmarks/validate_opacity.py
 	$(PY) benchmarks/simulate.py
+	$(PY) benchmarks/train.py
+	$(PY) benchmarks/coverage.py
+	$(PY) benchmarks/predict.py
 	$(PY) benchmarks/tune.py
 
 ## ui: the MLflow UI on the default local store, bound to localhost

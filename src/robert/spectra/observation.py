@@ -242,14 +242,14 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
     chi2 = None
     if delta is not None:
         n_rows, n_gases, n_cells = delta.shape
-        # each cell adds (Delta D_seg / sigma_seg)^2 / n_cells: summed over the cells, each segment counts once
-        delta_seg = torch.stack([_segment_sum(delta[:, k].to(depth.dtype), index, size) / counts
-                                 for k in range(n_gases)], dim=1)  # (size, K)
+        # all gases' segment sums in one index_add: (B, K, W) -> (B * W, K) rows of the flat segment index
+        delta_seg = torch.zeros(size, n_gases, device=depth.device, dtype=depth.dtype).index_add_(
+            0, flat, delta.to(depth.dtype).transpose(1, 2).reshape(-1, n_gases)) / counts[:, None]
         with torch.no_grad():
             ratio = torch.where(sigma_seg[:, None] > 0, delta_seg / sigma_seg[:, None],
                                 torch.where(delta_seg != 0, torch.inf, 0.0))
-        per_cell = (ratio**2 / counts[:, None])[flat].view(n_rows, n_cells, n_gases)
-        chi2 = torch.where(mask[:, :, None], per_cell, torch.zeros_like(per_cell)).sum(dim=1)
+        # row b's segments occupy slots b * W ... b * W + W - 1 (unused slots and the dump slot hold zeros)
+        chi2 = (ratio[:-1] ** 2).view(n_rows, n_cells, n_gases).sum(dim=1)
     return Observation(values, sigma, mask, chi2)
 
 
@@ -326,13 +326,20 @@ class ObservationPrior:
 
 
 class Observer:
-    """Draws an observation for every row of a batch from an :class:`ObservationPrior` (or fixed choices)."""
+    """Draws an observation for every row of a batch from an :class:`ObservationPrior` (or fixed choices).
+
+    The coverage patterns and error shapes are drawn once from ``seed`` (banks of a few thousand); each spectrum
+    then picks one of each and its SNR from the generator it is given.
+    """
 
     def __init__(self, prior: ObservationPrior, wavelength_um: np.ndarray, presets: Mapping[str, Coverage],
-                 seed: int, bank: PatternBank | None = None) -> None:
+                 seed: int, bank: PatternBank | None = None, n_shapes: int = 4096) -> None:
         self.prior = prior
         self.wavelength_um = torch.as_tensor(np.asarray(wavelength_um, dtype=np.float64))
         self.bank = bank or build_pattern_bank(prior.coverage, presets, np.asarray(wavelength_um), seed)
+        # error shapes drawn once, like the patterns: a batch picks rows of this bank (no per-batch float64 work)
+        shapes = 1 if set(prior.noise.weights) == {"white"} else n_shapes
+        self.shapes = prior.noise.sample(self.wavelength_um, shapes, torch.Generator().manual_seed(seed))
 
     def __call__(self, depth: Tensor, generator: torch.Generator, delta: Tensor | None = None) -> Observation:
         n = depth.shape[0]
@@ -346,7 +353,7 @@ class Observer:
         low, high = self.prior.snr
         snr = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * torch.rand(n, generator=gen,
                                                                                    dtype=torch.float64))
-        shape = self.prior.noise.sample(self.wavelength_um, n, gen)
+        shape = self.shapes[torch.randint(len(self.shapes), (n,), generator=gen)]
         sigma = cell_sigma_for(depth, segments >= 0, snr.to(depth.device, depth.dtype), shape.to(depth.device))
         return observe(depth, segments, sigma, generator, delta)
 
