@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from robert.atomic import atomic_output  # noqa: E402
-from robert.dream.comparison import ConfusionResult, signatures  # noqa: E402
+from robert.dream.comparison import ConfusionResult, best_index, signatures  # noqa: E402
 from robert.dream.real_spectra import ClassSpectra  # noqa: E402
 from robert.dream.result import Dream  # noqa: E402
 
@@ -156,8 +156,9 @@ def draw_confusion(path: Path, confusions: Mapping[str, ConfusionResult], title:
             for (i, j), value in np.ndenumerate(matrix):
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
                         color="white" if abs(value) > 0.6 else "black")
-            for i, best in enumerate(np.nanargmax(matrix, axis=1)):
-                ax.add_patch(Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="k", lw=1.2))
+            for i, best in enumerate(map(best_index, matrix)):
+                if best is not None:
+                    ax.add_patch(Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="k", lw=1.2))
             fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
