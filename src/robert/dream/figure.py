@@ -64,7 +64,8 @@ def draw_dreams(path: Path, draw: Sequence[str], dreams: Mapping[str, Sequence[D
     ``scores[method][molecule]`` gives ``pearson_r``, ``rms`` and ``signature_r`` for the annotations.
     """
     methods = list(dreams)
-    # activation maps: the generative dream's (the network dreaming), else the classifier's at the optimum
+    # activation maps: the generative dream's (the network dreaming), else the DBN classifier's at the optimum
+    # (none for peer networks)
     maps_method = "generative" if "generative" in dreams else methods[0]
     n_layers = len(dreams[maps_method][0].activations)
     n_rows = n_layers + len(methods) + 2
@@ -87,8 +88,6 @@ def draw_dreams(path: Path, draw: Sequence[str], dreams: Mapping[str, Sequence[D
                       aspect="auto")
             ax.set_xticks([])
             ax.set_yticks([])
-            if row == 0:
-                ax.set_title(molecule, fontsize=11, fontweight="bold")
             if first:
                 ax.set_ylabel(f"L{layer + 1} ({len(activation)})", fontsize=8)
         for offset, method in enumerate(methods):
@@ -105,6 +104,8 @@ def draw_dreams(path: Path, draw: Sequence[str], dreams: Mapping[str, Sequence[D
             _wavelength_axis(ax, wavelength, label=False)
             if first:
                 ax.set_ylabel(f"{method}\ndream", fontsize=8)
+        # the column's top panel: an activation map, or the first dream where there are none (peer networks)
+        fig.axes[-(n_layers + len(methods))].set_title(molecule, fontsize=11, fontweight="bold")
         ax = fig.add_subplot(grid[n_rows - 2, column])
         ax.fill_between(wavelength, np.clip(real.mean[j] - real.std[j], 0, 1),
                         np.clip(real.mean[j] + real.std[j], 0, 1), color="0.8", lw=0)
