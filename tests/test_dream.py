@@ -1,17 +1,18 @@
 """Dreams: the generative and input-optimisation dreams, their comparison with the data, the report, errors.
 
-The models dream of the SYNTHETIC shards of test_train.py (each molecule carves two Gaussian bands
-into a sloped continuum), on a 256-point grid. Model 1 is a tiny DBN whose generative stack is
-pre-trained long enough to carry the labels (measured: with the tiny preset's 3 CD epochs per layer
-and 3 top-RBM epochs on a few dozen spectra, the second RBM saturates and every label dreams the same
-spectrum; 20 epochs per layer and 50 top-RBM epochs on 360 spectra make each dream match its own
-class best, at signature r 0.83-0.99 over four training seeds without the generative fine-tuning
-phase, 0.99-1.00 with the preset's 5 generative epochs, whose top RBM then classifies every training
-spectrum right by free energy; with the preset's short pre-training plus the generative phase H2O still
-dreams CO2). It is trained by the Lightning module
-with a plain Trainer (4 s; the full ``train()`` adds a checkpoint and MLflow logging per epoch, ~40 s
-for these 95 epochs) and logged like ``train()`` logs. Model 2 comes from ``train()`` itself, with no
-pre-training at all.
+The models dream of SYNTHETIC shards (tests/helpers/synthetic.py: each molecule carves two Gaussian bands
+into a sloped continuum) on a 256-point grid, all trained by ``train()`` and registered as the pipeline does:
+
+* robert v1: the tiny DBN on the three input channels (depth, error, mask), single-gas spectra observed as the
+  headline test set is (the whole grid, white noise at SNR 10), detection labels, with a generative stack
+  pre-trained long enough to carry the labels. Measured: with Bernoulli visible units the constant error and
+  mask channels of these observations saturate the first RBM (the second RBM's reconstruction error drops
+  to 0, the top RBM stays at chance, every label dreams the same spectrum); Gaussian visible units, which
+  standardise every input (constant ones to 0), learn it: top-RBM accuracy 1.0 after the generative phase and
+  both methods' dreams on the diagonal, generative signature r 0.73-0.94.
+* robert v2: the same DBN with no pre-training (no generative stack).
+* robert-mlp v1: the MLP peer on a MIXTURE set observed with any coverage and detection labels (the realistic
+  default); it can only be dreamt by optimisation.
 """
 
 from __future__ import annotations
@@ -22,82 +23,68 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import lightning.pytorch as pl
 import mlflow
 import numpy as np
 import pytest
 import torch
-import yaml
-from test_train import MOLECULES, PLANETS, train_config, write_synthetic_dataset
 
-import robert
 from helpers.config import ROOT, compose_config
-from robert.data.datamodule import SpectraDataModule
+from helpers.synthetic import MOLECULES, PLANETS, write_synthetic_dataset
+from helpers.training import train_overrides
 from robert.dream.comparison import class_distinguishability, dream_confusion, pearson_r, rms
 from robert.dream.generative import generative_dream
+from robert.dream.observation import context_inputs
+from robert.dream.optimisation import OptimisationSettings, optimisation_dream
+from robert.dream.real_spectra import HOLDS_GAS, ONLY_GAS, class_rows
 from robert.dream.stage import DreamSettings, dream_report
 from robert.errors import UserError
-from robert.model.lightning_module import DBNModule
-from robert.tracking.setup import configure_tracking
+from robert.spectra.observation import ERROR_SCALE
 from robert.training.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
                                         "ignore::FutureWarning")
 N_WAVELENGTHS = 256
-GENERATIVE = ("model.batch_size=16", "model.pretrain.epochs_per_layer=20", "model.top.epochs=50",
-              "model.finetune.epochs=5")
-NO_PRETRAINING = ("model.pretrain.epochs_per_layer=0", "model.top.epochs=0", "model.finetune.epochs=1",
-                  "+train.pip_requirements=[torch]")
+CHANNELS = ["depth", "error", "mask"]
+GENERATIVE = ("observation=white", "model.visible=gaussian", "model.pretrain.lr=0.01", "model.top.lr=0.1",
+              "model.pretrain.epochs_per_layer=20", "model.top.epochs=50", "model.finetune.epochs=5")
+NO_PRETRAINING = ("observation=white", "model.pretrain.epochs_per_layer=0", "model.top.epochs=0",
+                  "model.generative.epochs=0", "model.finetune.epochs=1")
+MLP = ("model=mlp", "model.hidden=[64,32]", "model.finetune.epochs=10", "model.finetune.lr=3e-3")
 # small dream settings: 3 molecules, a few seconds
 QUICK = ("dream.generative.n_chains=200", "dream.generative.n_gibbs_steps=100", "dream.optimisation.steps=60",
          "dream.diagnostics_rows=200")
 
 
-def register_pretrained_dbn(cfg: dict, dataset_dir: Path) -> None:
-    """Pre-train and fine-tune the tiny DBN; log config, provenance and the pyfunc model as ``train()`` does."""
-    from robert.tracking.pyfunc import RobertModel, network_spec, save_network
-
-    datamodule = SpectraDataModule(cfg["data"], "single", PLANETS, ROOT, batch_size=cfg["model"]["batch_size"],
-                                   seed=cfg["seed"])
-    datamodule.setup("fit")
-    pl.seed_everything(cfg["seed"], verbose=False)
-    module = DBNModule(datamodule.n_visible, len(MOLECULES), cfg["model"], seed=cfg["seed"], label_names=MOLECULES)
-    trainer = pl.Trainer(max_epochs=module.total_epochs, logger=False, enable_progress_bar=False,
-                         enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0)
-    trainer.fit(module, datamodule=datamodule)
-    experiment_id = configure_tracking(cfg["tracking"], ROOT)
-    spec = network_spec(datamodule.n_visible, MOLECULES, module.config, cfg["seed"])
-    assert spec["generative_trained"]
-    with mlflow.start_run(experiment_id=experiment_id), tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_text(yaml.safe_dump(cfg), "config.yaml")
-        mlflow.log_dict({"planets": PLANETS, "composition": "single", "dataset_dir": str(dataset_dir),
-                         "molecules": MOLECULES}, "dataset_provenance.json")
-        mlflow.pyfunc.log_model(name="model", python_model=RobertModel(),
-                                artifacts=save_network(module.dbn.eval(), spec, Path(tmp)),
-                                code_paths=[str(Path(robert.__file__).parent)], registered_model_name="robert",
-                                pip_requirements=["torch"])
+def overrides(tmp: Path, dataset: Path, composition: str, *extra: str) -> list[str]:
+    """helpers.training's tiny-model overrides with another composition; observation=white has no coverage
+    section, so the coverage override is dropped for it."""
+    white = "observation=white" in extra
+    return [f"composition={composition}" if o == "composition=single" else o
+            for o in train_overrides(tmp, dataset, PLANETS, *extra)
+            if not (white and o.startswith("observation.coverage."))]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    """A private MLflow store: robert v1 (pre-trained generative stack), v2 (no pre-training, from train())."""
+    """A private MLflow store: robert v1 (generative stack), v2 (no pre-training), robert-mlp v1 (mixtures)."""
     tmp = tmp_path_factory.mktemp("dream")
     dataset = write_synthetic_dataset(tmp / "datasets", PLANETS, n_per_planet=300, n_wavelengths=N_WAVELENGTHS)
+    write_synthetic_dataset(dataset, PLANETS, n_per_planet=300, n_wavelengths=N_WAVELENGTHS, composition="mixture")
     with torch.random.fork_rng():
         torch.set_num_threads(1)
-        register_pretrained_dbn(train_config(tmp, dataset, PLANETS, *GENERATIVE), dataset)
-        assert train(train_config(tmp, dataset, PLANETS, *NO_PRETRAINING), ROOT).registered_version == "2"
+        for composition, extra, version in (("single", GENERATIVE, "1"), ("single", NO_PRETRAINING, "2"),
+                                            ("mixture", MLP, "1")):
+            result = train(compose_config("evaluate", overrides(tmp, dataset, composition, *extra)), ROOT)
+            assert result.registered_version == version
     return tmp
 
 
-def dream_config(store: Path, out_dir: Path, *overrides: str) -> dict:
+def dream_config(store: Path, out_dir: Path, *extra: str) -> dict:
     return compose_config("dream", [f"tracking.uri=sqlite:///{store}/mlflow.db",
                                     f"tracking.artifact_location={store}/artifacts", f"dream.out_dir={out_dir}",
-                                    "dream.model_uri=models:/robert/1", *QUICK, *overrides])
+                                    "dream.model_uri=models:/robert/1", *QUICK, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +93,11 @@ def report(store, tmp_path_factory) -> tuple[dict, Path]:
     return dream_report(dream_config(store, out_dir), ROOT), out_dir
 
 
-# --- the comparison ---------------------------------------------------------------------------------
+def registered_network(name: str = "robert", version: str = "1"):  # noqa: ANN201 (a RobertModel)
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+
+
+# --- the comparison and the class rows ----------------------------------------------------------------
 
 
 def test_signature_confusion_finds_each_class_where_the_shared_continuum_hides_it():
@@ -124,30 +115,68 @@ def test_signature_confusion_finds_each_class_where_the_shared_continuum_hides_i
     twins = class_distinguishability(np.vstack([class_means, class_means[2] + 1e-4 * bands[0]]),
                                      ["A", "B", "C", "D"], 0.9)
     assert twins.distinguishable == [True, True, False, False] and twins.most_similar[2:] == ["D", "C"]
+    # identical dreams have no signature: they match no class (not the first one by accident)
+    same = dream_confusion(np.tile(dreams[0], (3, 1)), class_means, ["A", "B", "C"])
+    assert [same.best_match(i) for i in range(3)] == [None] * 3 and same.diagonal == [False] * 3
 
 
-# --- the stage on a trained model -------------------------------------------------------------------
+def test_a_class_is_the_rows_where_the_molecule_is_alone_else_every_row_holding_it():
+    injected = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [1, 0, 1]], dtype=np.float32)
+    rows, selection = class_rows(injected)
+    assert selection == [ONLY_GAS, ONLY_GAS, HOLDS_GAS]    # the third is never alone
+    assert rows[:, 0].tolist() == [True, False, False, False, False]
+    assert rows[:, 1].tolist() == [False, False, True, False, False]
+    assert rows[:, 2].tolist() == [False, False, False, True, True]
 
 
-def test_each_generative_dream_matches_its_own_class_best(report, store):
+# --- the stage on trained models -------------------------------------------------------------------
+
+
+def test_each_dream_of_a_three_channel_dbn_matches_its_own_class_best(report):
     payload, out_dir = report
+    assert payload["model"]["kind"] == "dbn" and payload["model"]["inputs"] == CHANNELS
     for molecule in MOLECULES:
         entry = payload[molecule]
         assert entry["best_matching_class"] == molecule, entry
+        assert entry["class_rows"] == ONLY_GAS
         # the retrained associative memory knows the labels (chance: 1/3; measured 1.0)
         assert entry["associative_memory_accuracy"] > 2 / len(MOLECULES), entry
         assert entry["signature_r"] > 0.6 and -1 <= entry["pearson_r"] <= 1 and entry["rms"] > 0
         assert set(entry["per_planet"]) == set(PLANETS) and entry["n_spectra"] > 0
+        generative = entry["methods"]["generative"]
+        # trained on full-coverage observations only, the network dreams the mask channel all ones
+        assert generative["mean_dreamt_mask"] > 0.99 and 0 < generative["mean_dreamt_error"] < 1
+        # the optimisation dream climbs the molecule's logit from the flat start, inside the box
+        optimised = entry["methods"]["optimisation"]
+        assert optimised["final_logit"] > optimised["start_logit"]
+        assert optimised["best_matching_class"] == molecule
+        assert optimised["classifier_probability"] == pytest.approx(1 / (1 + np.exp(-optimised["final_logit"])),
+                                                                    abs=1e-3)
     confusion = json.loads((out_dir / "dream_confusion.json").read_text())["generative"]["signature"]
     assert all(np.argmax(row) == i for i, row in enumerate(confusion))
     assert payload["summary"]["generative"]["diagonal_for_distinguishable"]
-    # the optimisation dream climbs the molecule's logit from the flat start, inside the box
-    for molecule in MOLECULES:
-        optimised = payload[molecule]["methods"]["optimisation"]
-        assert optimised["final_logit"] > optimised["start_logit"]
     spectra = np.genfromtxt(out_dir / "dream_spectra.csv", delimiter=",", names=True)
-    assert len(spectra) == N_WAVELENGTHS
+    assert len(spectra) == N_WAVELENGTHS  # one row per grid cell: the depth channel, not the 3 x 256 inputs
     assert 0 <= spectra["H2O_optimisation"].min() <= spectra["H2O_optimisation"].max() <= 1
+
+
+def test_the_optimisation_dream_changes_the_spectrum_only(store):
+    model = registered_network()
+    network = model.network
+    depth = np.stack([np.linspace(1.0, 2.0, N_WAVELENGTHS), np.linspace(2.0, 1.0, N_WAVELENGTHS)]) * 1e-3
+    context = context_inputs(network, depth, np.geomspace(1, 20, N_WAVELENGTHS), 10.0, seed=3)
+    depth_part, error, mask = context.reshape(2, 3, N_WAVELENGTHS).unbind(dim=1)
+    assert torch.all(mask == 1)  # the whole grid observed
+    # white noise: one sigma = mean / 10 everywhere, so one error value, tanh(sigma / range / ERROR_SCALE), whose
+    # range is the noisy spectrum's: at least the clean range (1e-3), widened by the noise
+    assert torch.allclose(error, error[:, :1]) and bool((error < np.tanh(0.15e-3 / 1e-3 / ERROR_SCALE)).all())
+    assert bool((error > 0).all()) and torch.allclose(depth_part.amin(1), torch.zeros(2))
+    settings = OptimisationSettings(start=0.5, steps=40, lr=0.01, smoothness=1000.0)
+    dream = optimisation_dream(network, model.molecules, 1, settings, context[1:])
+    assert np.array_equal(dream.network_input[N_WAVELENGTHS:], context[1, N_WAVELENGTHS:].double().numpy())
+    assert dream.spectrum.min() == 0 and dream.spectrum.max() == pytest.approx(1)  # min-max normalised for display
+    assert dream.details["final_logit"] > dream.details["start_logit"]
+    assert len(dream.activations) == len(network.hidden)  # the DBN classifier's layers L1 ... Ln
 
 
 def test_the_dream_run_is_tagged_with_the_model_version_it_dreamt_from(report, store):
@@ -167,11 +196,14 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_another_dream(report, s
     dream_report(dream_config(store, tmp_path), ROOT)
     for name in ("dreams.json", "dream_spectra.csv", "dreams.png", "report.html"):
         assert (tmp_path / name).read_bytes() == (out_dir / name).read_bytes(), name
-    model = mlflow.pyfunc.load_model("models:/robert/1").unwrap_python_model()
-    assert bool(model.network.generative_finetuned)  # the dream runs the generatively fine-tuned path
-    first, again, other = (generative_dream(model.network, MOLECULES, 1, 50, 20, seed) for seed in (3, 3, 4))
+    network = registered_network().network
+    assert bool(network.generative_finetuned)  # the dream runs the generatively fine-tuned path
+    first, again, other = (generative_dream(network, MOLECULES, 1, 50, 20, seed) for seed in (3, 3, 4))
     assert np.array_equal(first.spectrum, again.spectrum)
     assert not np.array_equal(first.spectrum, other.spectrum)
+    # the visible layer holds every channel; the dream is its depth channel
+    assert first.spectrum.shape == (N_WAVELENGTHS,) and first.network_input.shape == (3 * N_WAVELENGTHS,)
+    assert np.allclose(first.network_input[:N_WAVELENGTHS], first.spectrum)
 
 
 def test_the_report_holds_every_molecule_with_its_embedded_figures(report):
@@ -184,6 +216,26 @@ def test_the_report_holds_every_molecule_with_its_embedded_figures(report):
         assert f"<section id='dream-{molecule}'><h2>{molecule}</h2>" in page
         assert base64.b64decode(images[f"dream of {molecule}"])[:8] == b"\x89PNG\r\n\x1a\n"
         assert page.count(f"<td>{molecule}</td>") == 2  # a row in each method's summary table
+    assert "<td>dbn, inputs: depth, error, mask</td>" in page
+
+
+def test_a_peer_network_trained_on_mixtures_dreams_by_optimisation_only(store, tmp_path):
+    uri = "models:/robert-mlp/1"
+    with pytest.raises(UserError, match=r"models:/robert-mlp/1 \(robert-mlp version 1\) is not a deep belief "
+                                        r"network \(model kind mlp\).*dream.methods=\[optimisation\]"):
+        dream_report(dream_config(store, tmp_path, f"dream.model_uri={uri}"), ROOT)
+    assert not (tmp_path / "dreams.json").exists()
+    payload = dream_report(dream_config(store, tmp_path, f"dream.model_uri={uri}", "dream.methods=[optimisation]"),
+                           ROOT)
+    assert payload["model"]["kind"] == "mlp" and payload["summary"]["primary_method"] == "optimisation"
+    for molecule in MOLECULES:
+        entry = payload[molecule]
+        assert entry["class_rows"] == ONLY_GAS and "associative_memory_accuracy" not in entry
+        optimised = entry["methods"]["optimisation"]
+        # ascent raises the molecule's logit until the classifier calls its own dream that molecule
+        assert optimised["final_logit"] > optimised["start_logit"] and optimised["classified_as"] == molecule
+    # measured: 3 of 3 on the diagonal (signature r 0.59-0.81); chance is 1
+    assert payload["summary"]["optimisation"]["n_diagonal"] >= 2
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -193,16 +245,18 @@ def test_a_model_without_a_trained_generative_stack_is_refused_for_the_generativ
     with pytest.raises(UserError, match=r"models:/robert/2 \(robert version 2\) has no trained generative stack"):
         dream_report(dream_config(store, tmp_path, "dream.model_uri=models:/robert/2"), ROOT)
     assert not (tmp_path / "dreams.json").exists()
-    payload = dream_report(dream_config(store, tmp_path, "dream.model_uri=models:/robert/2",
-                                        "dream.methods=[optimisation]"), ROOT)
-    assert payload["summary"]["primary_method"] == "optimisation" and "generative" not in payload["H2O"]["methods"]
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["dream.methods=[generative,sleepwalk]"], "unknown dream method 'sleepwalk'"),
-    (["dream.generative.n_chains=0"], "dream.generative.n_chains must be an integer >= 1"),
-    (["dream.optimisation.start=1.5"], r"dream.optimisation.start must lie in \[0, 1\]"),
-    (["dream.generative.start=middle"], r"dream.generative.start"),
+    (["dream.methods=[generative,sleepwalk]"],
+     r"^unknown dream.methods\[1\] 'sleepwalk'; expected one of: generative, optimisation$"),
+    (["dream.generative.n_chains=0"], r"^dream.generative.n_chains must be a positive integer; got 0$"),
+    (["dream.generative.n_gibbs_steps=-1"], r"^dream.generative.n_gibbs_steps must be an integer >= 0; got -1$"),
+    (["dream.optimisation.start=1.5"], r"^dream.optimisation.start must be a number >= 0 and <= 1; got 1.5$"),
+    (["dream.generative.start=middle"], r"^unknown dream.generative.start 'middle'; expected one of: label, random$"),
+    (["dream.context_snr=0"], r"^dream.context_snr must be a positive number; got 0$"),
+    (["dream.max_similarity_r=-1"], r"^dream.max_similarity_r must be a number > -1 and <= 1; got -1$"),
+    (["~dream.optimisation.lr"], r"^dream.optimisation.lr is missing$"),
 ])
 def test_bad_dream_settings_name_the_field(overrides, message):
     with pytest.raises(UserError, match=message):

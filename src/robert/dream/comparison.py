@@ -36,9 +36,20 @@ def correlation_matrix(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
 
 
 def signatures(spectra: np.ndarray) -> np.ndarray:
-    """Each spectrum minus the mean over the set: what tells one class (or one dream) from the others."""
+    """Each spectrum minus the mean over the set: what tells one class (or one dream) from the others.
+
+    Differences at the level of float rounding are set to 0: identical spectra have no signature (else their
+    rounding noise would correlate with something)."""
     spectra = np.asarray(spectra, float)
-    return spectra - spectra.mean(axis=0)
+    mean = spectra.mean(axis=0)
+    return np.where(np.isclose(spectra, mean, rtol=1e-12, atol=0.0), 0.0, spectra - mean)
+
+
+def best_index(row: np.ndarray) -> int | None:
+    """The position of the highest r in a row, ignoring NaNs; None when every r is NaN (a constant dream or
+    signature: e.g. every molecule dreams the same spectrum, so no dream matches any class)."""
+    row = np.asarray(row, float)
+    return None if np.isnan(row).all() else int(np.nanargmax(row))
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,9 @@ class ConfusionResult:
     raw: np.ndarray            # r(dream_i, class mean_j)
     signature: np.ndarray      # r(dream signature_i, class signature_j)
 
-    def best_match(self, index: int) -> str:
-        return self.molecules[int(np.nanargmax(self.signature[index]))]
+    def best_match(self, index: int) -> str | None:
+        best = best_index(self.signature[index])
+        return None if best is None else self.molecules[best]
 
     @property
     def diagonal(self) -> list[bool]:

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from robert.atomic import atomic_output  # noqa: E402
-from robert.dream.comparison import ConfusionResult, signatures  # noqa: E402
+from robert.dream.comparison import ConfusionResult, best_index, signatures  # noqa: E402
 from robert.dream.real_spectra import ClassSpectra  # noqa: E402
 from robert.dream.result import Dream  # noqa: E402
 
@@ -64,7 +64,8 @@ def draw_dreams(path: Path, draw: Sequence[str], dreams: Mapping[str, Sequence[D
     ``scores[method][molecule]`` gives ``pearson_r``, ``rms`` and ``signature_r`` for the annotations.
     """
     methods = list(dreams)
-    # activation maps: the generative dream's (the network dreaming), else the classifier's at the optimum
+    # activation maps: the generative dream's (the network dreaming), else the DBN classifier's at the optimum
+    # (none for peer networks)
     maps_method = "generative" if "generative" in dreams else methods[0]
     n_layers = len(dreams[maps_method][0].activations)
     n_rows = n_layers + len(methods) + 2
@@ -87,8 +88,6 @@ def draw_dreams(path: Path, draw: Sequence[str], dreams: Mapping[str, Sequence[D
                       aspect="auto")
             ax.set_xticks([])
             ax.set_yticks([])
-            if row == 0:
-                ax.set_title(molecule, fontsize=11, fontweight="bold")
             if first:
                 ax.set_ylabel(f"L{layer + 1} ({len(activation)})", fontsize=8)
         for offset, method in enumerate(methods):
@@ -105,6 +104,8 @@ def draw_dreams(path: Path, draw: Sequence[str], dreams: Mapping[str, Sequence[D
             _wavelength_axis(ax, wavelength, label=False)
             if first:
                 ax.set_ylabel(f"{method}\ndream", fontsize=8)
+        # the column's top panel: an activation map, or the first dream where there are none (peer networks)
+        fig.axes[-(n_layers + len(methods))].set_title(molecule, fontsize=11, fontweight="bold")
         ax = fig.add_subplot(grid[n_rows - 2, column])
         ax.fill_between(wavelength, np.clip(real.mean[j] - real.std[j], 0, 1),
                         np.clip(real.mean[j] + real.std[j], 0, 1), color="0.8", lw=0)
@@ -156,8 +157,9 @@ def draw_confusion(path: Path, confusions: Mapping[str, ConfusionResult], title:
             for (i, j), value in np.ndenumerate(matrix):
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
                         color="white" if abs(value) > 0.6 else "black")
-            for i, best in enumerate(np.nanargmax(matrix, axis=1)):
-                ax.add_patch(Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="k", lw=1.2))
+            for i, best in enumerate(map(best_index, matrix)):
+                if best is not None:
+                    ax.add_patch(Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="k", lw=1.2))
             fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -11,6 +11,10 @@ Writes under ``dream.out_dir``:
   report.html          everything above in one self-contained page
 All of it is logged to one MLflow run tagged ``dreamed_from=<name>/<version>``; the model version gets
 the tag ``dream_run_id``.
+
+Any registered recogniser can be dreamt by the optimisation method; the generative method needs a deep belief
+network with a trained generative stack. A dream is a spectrum: the depth channel of the network's input
+(the other channels, error and mask, are dreamt along or held fixed: :mod:`robert.dream.observation`).
 """
 
 from __future__ import annotations
@@ -28,10 +32,19 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from robert.atomic import atomic_write_bytes
-from robert.data.datamodule import Spectra
+from robert.config_checks import (
+    check_choice,
+    check_mapping,
+    check_number,
+    check_positive,
+    check_positive_int,
+    require,
+)
+from robert.data.dataset import Spectra
 from robert.dream.comparison import (
     ConfusionResult,
     Distinguishability,
+    best_index,
     class_distinguishability,
     dream_confusion,
     pearson_r,
@@ -39,23 +52,35 @@ from robert.dream.comparison import (
 )
 from robert.dream.figure import draw_confusion, draw_dreams
 from robert.dream.generative import associative_memory_accuracy, generative_dream, require_generative_stack
+from robert.dream.observation import context_inputs, observed_rows
 from robert.dream.optimisation import OptimisationSettings, optimisation_dream
-from robert.dream.real_spectra import ClassSpectra, training_spectra
+from robert.dream.real_spectra import HOLDS_GAS, ClassSpectra, training_spectra
 from robert.dream.report import Table, write_html, write_json
 from robert.dream.result import METHODS, Dream
-from robert.errors import UserError, choice_error
+from robert.errors import UserError
+from robert.model.base import Recogniser
 from robert.model.dbn import DREAM_STARTS
-from robert.spectra.transforms import normalise, stable_seed
+from robert.spectra.detection import LabelSettings, State
+from robert.spectra.transforms import stable_seed
 from robert.tracking.registry import ModelRef, load_robert_model
 from robert.tracking.setup import configure_tracking
 from robert.training.train import flatten, torch_threads
 
 
-def _positive_int(section: Mapping[str, Any], key: str, field: str, minimum: int = 1) -> int:
-    value = section.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{field} must be an integer >= {minimum}; got {value!r}")
-    return value
+def _methods(value: object) -> list[str]:
+    methods = [value] if isinstance(value, str) else value
+    if not methods or isinstance(methods, Mapping) or not isinstance(methods, Sequence):
+        raise UserError(f"dream.methods must list one or more of: {', '.join(METHODS)}; got {value!r}")
+    return list(dict.fromkeys(check_choice(m, f"dream.methods[{i}]", METHODS) for i, m in enumerate(methods)))
+
+
+def _molecule_list(value: object, field: str) -> list[str] | None:
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or not names or not all(isinstance(n, str) for n in names):
+        raise UserError(f"{field} must be null or a list of molecule names; got {value!r}")
+    return list(names)
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,7 @@ class DreamSettings:
     n_gibbs_steps: int
     chain_start: str
     optimisation: OptimisationSettings
+    context_snr: float
     max_similarity_r: float
     diagnostics_rows: int
     figure_molecules: list[str] | None
@@ -76,38 +102,36 @@ class DreamSettings:
 
     @classmethod
     def from_config(cls, dream: Mapping[str, Any]) -> DreamSettings:
-        methods = dream.get("methods")
-        if isinstance(methods, str):
-            methods = [methods]
-        if not methods or not isinstance(methods, Sequence):
-            raise UserError(f"dream.methods must list one or more of: {', '.join(METHODS)}; got {methods!r}")
-        for method in methods:
-            if method not in METHODS:
-                raise choice_error("dream method", method, METHODS)
-        generative = dream.get("generative") or {}
-        similarity = dream.get("max_similarity_r")
-        if isinstance(similarity, bool) or not isinstance(similarity, int | float) or not -1 < similarity <= 1:
-            raise UserError(f"dream.max_similarity_r must be a correlation in (-1, 1]; got {similarity!r}")
-        figure_molecules = dream.get("figure_molecules")
-        chain_start = generative.get("start", "random")
-        if chain_start not in DREAM_STARTS:
-            raise choice_error("dream.generative.start", chain_start, DREAM_STARTS)
-        return cls(str(dream["model_uri"]), list(dict.fromkeys(methods)), int(dream["seed"]),
-                   _positive_int(generative, "n_chains", "dream.generative.n_chains"),
-                   _positive_int(generative, "n_gibbs_steps", "dream.generative.n_gibbs_steps", minimum=0),
-                   str(chain_start),
-                   OptimisationSettings.from_config(dream.get("optimisation") or {}), float(similarity),
-                   _positive_int(dream, "diagnostics_rows", "dream.diagnostics_rows", minimum=0),
-                   [figure_molecules] if isinstance(figure_molecules, str) else figure_molecules,
-                   Path(dream["out_dir"]), Path(dream["readme_figure"]) if dream.get("readme_figure") else None,
-                   dream.get("torch_threads"))
+        check_mapping(dream, "dream")
+        generative = check_mapping(require(dream, "generative", "dream.generative"), "dream.generative")
+        threads = dream.get("torch_threads")
+        return cls(
+            str(require(dream, "model_uri", "dream.model_uri")), _methods(dream.get("methods")),
+            int(check_number(require(dream, "seed", "dream.seed"), "dream.seed", integer=True)),
+            check_positive_int(generative.get("n_chains"), "dream.generative.n_chains"),
+            int(check_number(generative.get("n_gibbs_steps"), "dream.generative.n_gibbs_steps", integer=True,
+                             minimum=0)),
+            str(check_choice(generative.get("start", "random"), "dream.generative.start", DREAM_STARTS)),
+            OptimisationSettings.from_config(require(dream, "optimisation", "dream.optimisation")),
+            check_positive(dream.get("context_snr"), "dream.context_snr"),
+            check_number(dream.get("max_similarity_r"), "dream.max_similarity_r", minimum=-1, strictly_above=True,
+                         maximum=1),
+            int(check_number(dream.get("diagnostics_rows"), "dream.diagnostics_rows", integer=True, minimum=0)),
+            _molecule_list(dream.get("figure_molecules"), "dream.figure_molecules"),
+            Path(require(dream, "out_dir", "dream.out_dir")),
+            Path(dream["readme_figure"]) if dream.get("readme_figure") else None,
+            None if threads is None else check_positive_int(threads, "dream.torch_threads"))
 
 
-def dream_all(network: torch.nn.Module, molecules: list[str], method: str, settings: DreamSettings) -> list[Dream]:
+def dream_all(network: Recogniser, molecules: list[str], method: str, settings: DreamSettings,
+              contexts: torch.Tensor) -> list[Dream]:
+    """One dream per molecule; ``contexts`` (M, n_inputs): the inputs whose non-depth channels the optimisation
+    holds fixed (:mod:`robert.dream.optimisation`)."""
     if method == "generative":
         return [generative_dream(network, molecules, j, settings.n_chains, settings.n_gibbs_steps, settings.seed,
                                  settings.chain_start) for j in range(len(molecules))]
-    return [optimisation_dream(network, molecules, j, settings.optimisation) for j in range(len(molecules))]
+    return [optimisation_dream(network, molecules, j, settings.optimisation, contexts[j:j + 1])
+            for j in range(len(molecules))]
 
 
 def score_method(dreams: Sequence[Dream], real: ClassSpectra, confusion: ConfusionResult,
@@ -115,6 +139,7 @@ def score_method(dreams: Sequence[Dream], real: ClassSpectra, confusion: Confusi
     """Per molecule: the dream against its class mean, overall and per planet, and the classifier's view of it."""
     scores = {}
     for j, dream in enumerate(dreams):
+        raw_best = best_index(confusion.raw[j])
         per_planet = {planet: {"pearson_r": pearson_r(dream.spectrum, real.planet_mean[p, j]),
                                "rms": rms(dream.spectrum, real.planet_mean[p, j]),
                                "n_spectra": int(real.planet_count[p, j])}
@@ -122,7 +147,7 @@ def score_method(dreams: Sequence[Dream], real: ClassSpectra, confusion: Confusi
         scores[dream.molecule] = {
             "pearson_r": pearson_r(dream.spectrum, real.mean[j]), "rms": rms(dream.spectrum, real.mean[j]),
             "best_matching_class": confusion.best_match(j), "signature_r": float(confusion.signature[j, j]),
-            "raw_best_matching_class": real.molecules[int(np.nanargmax(confusion.raw[j]))],
+            "raw_best_matching_class": None if raw_best is None else real.molecules[raw_best],
             "classifier_probability": float(probabilities[j, j]),
             "classified_as": real.molecules[int(probabilities[j].argmax())],
             "per_planet": per_planet, **dream.details}
@@ -162,10 +187,13 @@ def spectra_csv(path: Path, real: ClassSpectra, dreams: Mapping[str, Sequence[Dr
 
 
 def _notes(settings: DreamSettings, real: ClassSpectra, summary: Mapping[str, Any],
-           similar: Mapping[str, tuple[str, float]]) -> list[str]:
+           similar: Mapping[str, tuple[str, float]], network: Recogniser) -> list[str]:
+    channels = ", ".join(c for c in network.channels if c != "depth") or "none"
     notes = [
         "Real spectra: the model's own training split (noiseless, min-max normalised to [0, 1]); the class "
-        f"mean and ±1σ over all {len(real.planets)} planets, and each planet's mean.",
+        f"mean and ±1σ over all {len(real.planets)} planets, and each planet's mean. A class is the rows where "
+        "the molecule is the only injected gas; where it never is (a mixture set), every row that holds it "
+        "(see class rows).",
         "pearson_r / rms: dream against the class mean. Normalised emission spectra are dominated by the "
         "continuum every class shares, so the mean of ALL training spectra already scores a high r "
         "(baseline r / baseline rms): a dream shows molecule-specific knowledge only where it beats that.",
@@ -178,7 +206,15 @@ def _notes(settings: DreamSettings, real: ClassSpectra, summary: Mapping[str, An
         f"ascent on the molecule's logit from a flat spectrum ({settings.optimisation.start}), "
         f"{settings.optimisation.steps} Adam steps of lr {settings.optimisation.lr}, smoothness weight "
         f"{settings.optimisation.smoothness:g}, box [0, 1]; shown min-max normalised.",
+        f"Dreams are spectra (the network's depth channel). The network's other input channels ({channels}) are "
+        "dreamt along by the generative method (their means: mean_dreamt_*) and held fixed by the optimisation "
+        f"method at a full-coverage observation with white noise at SNR {settings.context_snr:g} of the class "
+        "mean (mask all ones).",
     ]
+    blended = [m for m, how in zip(real.molecules, real.selection, strict=True) if how == HOLDS_GAS]
+    if blended:
+        notes.append("Never the only gas in the training split, so their class is every row that holds them (other "
+                     f"gases' bands blend into the class mean): {', '.join(blended)}.")
     if summary["not_distinguishable"]:
         pairs = ", ".join(f"{m} (signature r {similar[m][1]:.2f} with {similar[m][0]})"
                           for m in summary["not_distinguishable"])
@@ -196,24 +232,25 @@ def _notes(settings: DreamSettings, real: ClassSpectra, summary: Mapping[str, An
 class DreamSubject:
     """The model to dream with and the real spectra of its classes."""
 
-    network: torch.nn.Module
+    network: Recogniser
     molecules: list[str]
     ref: ModelRef
     label: str                 # "<uri> (<name> version <n>)", for messages
     spectra: Spectra           # its training split, clean
     real: ClassSpectra
+    labels: LabelSettings      # what the model's label units meant in training (the detection threshold)
 
 
 def load_subject(cfg: Mapping[str, Any], settings: DreamSettings, root: Path) -> DreamSubject:
     """The registered model and its training spectra, checked against each other and the settings."""
     model, ref = load_robert_model(settings.model_uri)
     label = f"{settings.model_uri} ({ref.name} version {ref.version})"
-    if "generative" in settings.methods:
-        require_generative_stack(getattr(model, "generative_trained", True), label)
-    spectra = training_spectra(ref, cfg["dream"].get("real") or {}, root)
     network, molecules = model.network.eval(), list(model.molecules)
-    if spectra.molecules != molecules or spectra.depth.shape[1] != network.n_visible:
-        raise UserError(f"{label} predicts {molecules} from {network.n_visible} bins, but its recorded training "
+    if "generative" in settings.methods:
+        require_generative_stack(network, model.generative_trained, label)
+    spectra = training_spectra(ref, check_mapping(cfg["dream"].get("real") or {}, "dream.real"), root)
+    if spectra.molecules != molecules or spectra.depth.shape[1] != network.n_grid:
+        raise UserError(f"{label} predicts {molecules} from {network.n_grid} bins, but its recorded training "
                         f"spectra hold {spectra.molecules} on {spectra.depth.shape[1]} bins: point dream.real at the "
                         "dataset it was trained on")
     if len(molecules) < 2:
@@ -221,7 +258,23 @@ def load_subject(cfg: Mapping[str, Any], settings: DreamSettings, root: Path) ->
     unknown = sorted(set(settings.figure_molecules or []) - set(molecules))
     if unknown:
         raise UserError(f"dream.figure_molecules names {unknown}, which {label} does not know ({molecules})")
-    return DreamSubject(network, molecules, ref, label, spectra, ClassSpectra.from_spectra(spectra))
+    labels = LabelSettings.from_config(getattr(model, "labels", None) or {"kind": "injected"}, "the model's labels")
+    return DreamSubject(network, molecules, ref, label, spectra, ClassSpectra.from_spectra(spectra), labels)
+
+
+def memory_accuracy(subject: DreamSubject, settings: DreamSettings) -> np.ndarray:
+    """The top RBM's label accuracy (:func:`associative_memory_accuracy`) on up to ``diagnostics_rows`` seeded
+    training rows, observed as :mod:`robert.dream.observation` says. Scored: rows with one injected gas that is
+    detected under that observation, so the true label is the same one-hot vector for detection and injected
+    labels."""
+    spectra, network = subject.spectra, subject.network
+    rows = np.random.default_rng(stable_seed("dream-diagnostics", settings.seed)).permutation(len(spectra))
+    batch = observed_rows(spectra, np.sort(rows[: settings.diagnostics_rows]), subject.labels,
+                          settings.context_snr, stable_seed("dream-diagnostics-noise", settings.seed))
+    injected = batch.states != int(State.ABSENT)
+    scored = (injected.sum(dim=1) == 1) & (batch.states == int(State.DETECTED)).any(dim=1)
+    truth = injected[scored].float().argmax(dim=1).numpy()
+    return associative_memory_accuracy(network, network.encode(batch.observation)[scored], truth)
 
 
 def dream_report(cfg: Mapping[str, Any], root: Path) -> dict[str, Any]:
@@ -233,23 +286,22 @@ def dream_report(cfg: Mapping[str, Any], root: Path) -> dict[str, Any]:
     network, molecules, real = subject.network, subject.molecules, subject.real
 
     with torch_threads(settings.torch_threads):
-        dreams = {method: dream_all(network, molecules, method, settings) for method in settings.methods}
-        probabilities = {method: network.predict_proba(torch.as_tensor(np.stack([d.spectrum for d in ds]),
+        contexts = context_inputs(network, real.depth_mean, real.wavelength_um, settings.context_snr,
+                                  stable_seed("dream-context", settings.seed))
+        dreams = {method: dream_all(network, molecules, method, settings, contexts) for method in settings.methods}
+        # the classifier's view of each dream: the dream as a whole network input (Dream.network_input)
+        probabilities = {method: network.predict_proba(torch.as_tensor(np.stack([d.network_input for d in ds]),
                                                                         dtype=torch.float32)).double().numpy()
                          for method, ds in dreams.items()}
-        memory = None
-        if "generative" in settings.methods and settings.diagnostics_rows:
-            spectra = subject.spectra
-            rows = np.random.default_rng(stable_seed("dream-diagnostics", settings.seed)).permutation(len(spectra))
-            rows = np.sort(rows[: settings.diagnostics_rows])
-            memory = associative_memory_accuracy(network, normalise(torch.as_tensor(spectra.depth[rows])),
-                                                 spectra.labels[rows])
+        memory = (memory_accuracy(subject, settings)
+                  if "generative" in settings.methods and settings.diagnostics_rows else None)
 
     confusions = {m: dream_confusion(np.stack([d.spectrum for d in dreams[m]]), real.mean, molecules)
                   for m in settings.methods}
     scores = {m: score_method(dreams[m], real, confusions[m], probabilities[m]) for m in settings.methods}
     similarity = class_distinguishability(real.mean, molecules, settings.max_similarity_r)
-    payload = dreams_payload(settings.methods, scores, real, similarity, memory, subject.ref, settings.model_uri)
+    payload = dreams_payload(settings.methods, scores, real, similarity, memory, subject.ref, settings.model_uri,
+                             network)
     files = write_outputs(root / settings.out_dir, settings, subject, dreams, scores, confusions, similarity, payload)
     log_run(experiment_id, subject.ref, cfg["dream"], settings.methods, scores, payload["summary"], files,
             root / settings.out_dir)
@@ -260,7 +312,7 @@ def dream_report(cfg: Mapping[str, Any], root: Path) -> dict[str, Any]:
 
 def dreams_payload(methods: Sequence[str], scores: Mapping[str, Mapping[str, Mapping[str, Any]]],
                    real: ClassSpectra, similarity: Distinguishability, memory: np.ndarray | None, ref: ModelRef,
-                   uri: str) -> dict[str, Any]:
+                   uri: str, network: Recogniser) -> dict[str, Any]:
     """``dreams.json``: molecule -> the headline method's numbers + baselines + every method's; model; summary."""
     molecules = real.molecules
     distinguishable = dict(zip(molecules, similarity.distinguishable, strict=True))
@@ -273,9 +325,11 @@ def dreams_payload(methods: Sequence[str], scores: Mapping[str, Mapping[str, Map
             "baseline_rms": rms(real.overall_mean, real.mean[j]),
             "distinguishable": distinguishable[molecule], "most_similar_class": similarity.most_similar[j],
             "most_similar_class_signature_r": similarity.most_similar_r[j], "n_spectra": int(real.count[j]),
+            "class_rows": real.selection[j],
             **({"associative_memory_accuracy": float(memory[j])} if memory is not None else {}),
             "methods": {m: scores[m][molecule] for m in methods}}
-    payload["model"] = {"name": ref.name, "version": ref.version, "uri": uri, "run_id": ref.run_id}
+    payload["model"] = {"name": ref.name, "version": ref.version, "uri": uri, "run_id": ref.run_id,
+                        "kind": network.kind, "inputs": list(network.channels)}
     payload["summary"] = summarise(methods, scores, molecules, distinguishable)
     return payload
 
@@ -304,10 +358,11 @@ def write_outputs(out_dir: Path, settings: DreamSettings, subject: DreamSubject,
         out_dir / "report.html", f"RobERt dreams: {ref.name} version {ref.version}",
         [["model", f"{ref.name} version {ref.version} ({settings.model_uri})"], ["training run", ref.run_id],
          ["molecules", ", ".join(molecules)], ["planets", ", ".join(real.planets)],
+         ["network", f"{subject.network.kind}, inputs: {', '.join(subject.network.channels)}"],
          ["training spectra", len(subject.spectra)],
          ["wavelengths", f"{len(real.wavelength_um)} bins, {real.wavelength_um.min():.3g}-"
                          f"{real.wavelength_um.max():.3g} µm"], ["methods", ", ".join(settings.methods)]],
-        _notes(settings, real, payload["summary"], similar),
+        _notes(settings, real, payload["summary"], similar, subject.network),
         [(f"Summary: {m} dream", summary_table(m, payload, molecules)) for m in settings.methods],
         [("Dreams (Fig. 5 layout)", figure, "dreams of every molecule"),
          ("Dream confusion matrices", confusion_png, "dream confusion matrices")],
@@ -327,7 +382,7 @@ def summary_table(method: str, payload: Mapping[str, Any], molecules: Sequence[s
         rows.append([molecule, f"{'yes' if entry['distinguishable'] else 'NO'} ({entry['most_similar_class']}, "
                                f"{entry['most_similar_class_signature_r']:.2f})",
                      entry["baseline_pearson_r"], entry["baseline_rms"], score["pearson_r"], score["rms"],
-                     score["signature_r"], (score["best_matching_class"], "hit" if hit else "miss"),
+                     score["signature_r"], (score["best_matching_class"] or "none", "hit" if hit else "miss"),
                      score["classifier_probability"], *([entry["associative_memory_accuracy"]] if memory else [])])
     return headers, rows
 

@@ -1,4 +1,5 @@
-"""The best trial's model config as a ``conf/model/`` file: ``python src/train.py model=dbn_tuned`` reproduces it.
+"""The best trial's model config as a ``conf/model/`` file (``tune.best_config``, e.g. ``conf/model/dbn_tuned.yaml``:
+``python src/train.py model=dbn_tuned`` reproduces the trial).
 
 The file is the trial's complete ``model`` section (no defaults list, so it does not change when
 ``dbn.yaml`` does), written atomically, with a header naming the study, the trial, its validation
@@ -29,10 +30,12 @@ _Dumper.add_representer(list, lambda dumper, value: dumper.represent_sequence("t
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best completed trial that recorded its model config (None before the first one completes)."""
+    """The best completed trial that recorded its model config (None before the first one completes); of equal
+    values, the earliest."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if MODEL_CONFIG_ATTR in t.user_attrs]
-    return max(complete, key=lambda t: (t.value, -t.number), default=None)
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
+    return max(complete, key=lambda t: (sign * t.value, -t.number), default=None)
 
 
 def header(trial: FrozenTrial, study: optuna.Study, storage: str, metric: str, counts: Mapping[str, int],
@@ -47,7 +50,8 @@ def header(trial: FrozenTrial, study: optuna.Study, storage: str, metric: str, c
         f"{trial.user_attrs.get('mlflow_run_id', '?')}",
         f"validation {metric}: {trial.value:.6f}",
         f"trained on: planets {','.join(training.get('planets', []))}, {training.get('composition')} spectra in "
-        f"{training.get('dataset_dir')}, SNR {training.get('snr')}, seed {training.get('seed')}",
+        f"{training.get('dataset_dir')}, observation {training.get('observation')} (SNR {training.get('snr')}), "
+        f"labels {training.get('labels')}, seed {training.get('seed')}",
         f"sampled: {params}",
         f"Reproduce: python src/train.py model={name} (with the same seed and data settings)",
     ]

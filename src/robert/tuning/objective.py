@@ -1,8 +1,11 @@
 """One trial: the training config with the trial's values, trained by :func:`robert.training.train.train`.
 
-The objective is the trained model's score on the VALIDATION split (``tune.metric``: ``macro_f1`` or
-``accuracy``, from ``TrainResult.val_metrics``); the test split is never read. Pruning: optuna-integration's
-Lightning callback watches ``val/<metric>`` after every fine-tuning epoch (:class:`FinetunePruning`).
+The objective is the trained model's score on the VALIDATION split, ``tune.metric`` (:data:`METRICS`): the
+``val/<metric>`` the training logged at its last validation (:mod:`robert.model.module`: ``macro_f1`` of the
+training's labels, the default; ``accuracy`` over the rows with one injected gas, defined only where such rows
+exist; ``loss``, the weighted binary cross-entropy, minimised). The test split is never read. Pruning:
+optuna-integration's Lightning callback watches the same ``val/<metric>`` after every fine-tuning epoch
+(:class:`FinetunePruning`), so the value a trial ends with is the last one the pruner saw.
 
 How a trial ends: COMPLETE (the value), PRUNED (``optuna.TrialPruned`` from the callback), FAIL (any
 other error: the reason goes to the trial's ``fail_reason`` user attribute and the MLflow run, and
@@ -23,43 +26,61 @@ import optuna
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
-from robert.data.datamodule import resolve_planets
+from robert.config_checks import check_choice
+from robert.data.dataset import dataset_dir, resolve_planets
 from robert.errors import UserError
-from robert.model.lightning_module import DBNModule
-from robert.training.train import train
+from robert.model.phases import PhaseKind
+from robert.spectra.detection import LabelSettings
+from robert.training.train import TrainResult, train
 from robert.tuning.mlflow_runs import NestedTrialRun
 from robert.tuning.space import SearchSpace
 
-METRICS = ("macro_f1", "accuracy")
+# tune.metric -> the study's direction (the validation metrics of robert.model.module)
+METRICS = {"macro_f1": "maximize", "accuracy": "maximize", "loss": "minimize"}
 
 
 class TrialFailed(Exception):
     """A trial that crashed; recorded, and the study goes on (``study.optimize(catch=(TrialFailed,))``)."""
 
 
+def finetune_epochs_before(pl_module: pl.LightningModule, epoch: int) -> int:
+    """How many fine-tuning epochs a recogniser module's schedule runs before ``epoch``."""
+    return sum(pl_module.phase_at(e).kind is PhaseKind.FINETUNE for e in range(epoch))
+
+
 class FinetunePruning(PyTorchLightningPruningCallback):
     """Optuna's Lightning pruning callback, reporting fine-tuning epochs only, as steps 0, 1, 2, ...
 
-    Why: before fine-tuning the validation metrics are those of the untrained classifier (chance for
-    every trial), and counting steps from the first fine-tuning epoch keeps ``n_warmup_steps`` of the
-    pruner independent of the pre-training schedule. The parent reads only ``current_epoch`` of the
-    module it is given, so it gets a view with the fine-tuning epoch.
+    Why: before fine-tuning (a DBN's pre-training phases) the validation metrics are those of the untrained
+    classifier (chance for every trial), and after it (the generative phase) the classifier no longer moves;
+    counting steps from the first fine-tuning epoch keeps ``n_warmup_steps`` of the pruner independent of the
+    pre-training schedule. The parent reads only ``current_epoch`` of the module it is given, so it gets a view
+    with the fine-tuning epoch. Peers (MLP, CNN) fine-tune from epoch 0: their steps are their epochs.
     """
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if isinstance(pl_module, DBNModule):
-            if pl_module.current_phase != "finetune":
-                return
-            pl_module = SimpleNamespace(current_epoch=pl_module.current_epoch - pl_module.n_pretrain_epochs)
-        super().on_validation_end(trainer, pl_module)
+        if pl_module.current_phase.kind is not PhaseKind.FINETUNE:
+            return
+        view = SimpleNamespace(current_epoch=finetune_epochs_before(pl_module, pl_module.current_epoch))
+        super().on_validation_end(trainer, view)
 
 
 def objective_metric(tune: Mapping) -> str:
-    metric = tune.get("metric")
-    if metric not in METRICS:
-        raise UserError(f"unknown tune.metric {metric!r}; expected one of: {', '.join(METRICS)} "
-                        "(validation scores; the test split is never used for tuning)")
-    return metric
+    return str(check_choice(tune.get("metric"), "tune.metric", METRICS))
+
+
+def metric_direction(tune: Mapping) -> str:
+    """``maximize`` or ``minimize``: how the study optimises ``tune.metric``."""
+    return METRICS[objective_metric(tune)]
+
+
+def final_value(result: TrainResult, metric: str) -> float:
+    """The ``val/<metric>`` of the training's last validation (the pruner's last report)."""
+    value = result.trainer.callback_metrics.get(f"val/{metric}")
+    if value is None:
+        raise UserError(f"tune.metric {metric!r} is not defined for this data (accuracy needs spectra with one "
+                        "injected gas): use tune.metric=macro_f1")
+    return float(value)
 
 
 def first_line(exc: BaseException) -> str:
@@ -97,8 +118,11 @@ class Objective:
         cfg = self.trial_config(trial, values)
         trial.set_user_attr("model_config", cfg["model"])
         trial.set_user_attr("training", {"seed": cfg["seed"], "planets": resolve_planets(cfg, self.planet_choice),
-                                         "composition": cfg["composition"]["kind"], "snr": cfg["data"]["snr"],
-                                         "dataset_dir": cfg["data"]["dataset_dir"]})
+                                         "composition": cfg["composition"]["kind"],
+                                         "dataset_dir": str(dataset_dir(cfg, self.root)),
+                                         "observation": str(cfg["observation"].get("name", "custom")),
+                                         "snr": cfg["observation"].get("snr"),
+                                         "labels": LabelSettings.from_config(cfg["labels"]).describe()})
         run = NestedTrialRun(self.parent_run_id, trial, values)
         checkpoints = Path(cfg["train"]["checkpoint_dir"])
         try:
@@ -117,10 +141,11 @@ class Objective:
             run.finish(TrialState.FAIL, reason=reason)
             shutil.rmtree(checkpoints, ignore_errors=True)
             raise TrialFailed(f"trial {trial.number}: {reason}") from exc
-        value = result.val_metrics.get(self.metric)
-        if value is None:
-            raise UserError(f"tune.metric {self.metric!r} is not defined for this data (accuracy needs single-gas "
-                            "spectra): use tune.metric=macro_f1")
+        try:
+            value = final_value(result, self.metric)
+        except UserError as exc:
+            run.finish(TrialState.FAIL, reason=str(exc))
+            raise
         trial.set_user_attr("model_uri", result.model_uri)
-        run.finish(TrialState.COMPLETE, value=float(value))
-        return float(value)
+        run.finish(TrialState.COMPLETE, value=value)
+        return value

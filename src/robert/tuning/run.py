@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robert.config_checks import check_positive_int
 from robert.errors import UserError
-from robert.model.lightning_module import validate_model_config
+from robert.model.config import validate_model_config
+from robert.spectra.detection import LabelSettings
 from robert.tracking.requirements import pinned_requirements
 from robert.tuning.best_config import write_best_config
 from robert.tuning.mlflow_runs import configure_tracking_shared, log_study, parent_run, state_counts
-from robert.tuning.objective import Objective, TrialFailed, objective_metric
+from robert.tuning.objective import Objective, TrialFailed, metric_direction
 from robert.tuning.space import SearchSpace
 from robert.tuning.study import create_or_load, make_pruner, make_sampler, open_storage
 
@@ -40,9 +42,7 @@ class StudySummary:
 
 def _positive_int_or_none(tune: Mapping, key: str) -> int | None:
     value = tune.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UserError(f"tune.{key} must be a positive integer or null; got {value!r}")
-    return value
+    return None if value is None else check_positive_int(value, f"tune.{key}")
 
 
 def run_study(cfg: Mapping, root: Path, planet_choice: str | None = None) -> StudySummary:
@@ -56,11 +56,13 @@ def run_study(cfg: Mapping, root: Path, planet_choice: str | None = None) -> Stu
         raise UserError("tune.n_trials and tune.timeout_s are both null: the study would never stop")
     space = SearchSpace(tune.get("space"), train_cfg)
     validate_model_config(train_cfg["model"])
+    LabelSettings.from_config(train_cfg["labels"])
     # bad sections fail before the storage is touched
-    objective_metric(tune), make_pruner(tune), make_sampler(tune, 0)
+    direction = metric_direction(tune)
+    make_pruner(tune), make_sampler(tune, 0)
     pinned_requirements(train_cfg["train"].get("model_requirements") or [], "train.model_requirements")
     storage, shown = open_storage(tune, root)
-    study, created = create_or_load(tune, storage)
+    study, created = create_or_load(tune, storage, direction)
     space.check_against(study)
 
     experiment_id = configure_tracking_shared(train_cfg["tracking"], root)

@@ -31,7 +31,8 @@ from optuna.distributions import (
     check_distribution_compatibility,
 )
 
-from robert.errors import UserError, choice_error
+from robert.config_checks import check_bool, check_choice, check_mapping, check_number, check_range, require
+from robert.errors import UserError
 
 TYPES = ("int", "float", "categorical")
 ENTRY_KEYS = {"path", "type", "low", "high", "log", "step", "choices"}
@@ -92,6 +93,12 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _finite(value: float, field: str) -> float:
+    if not math.isfinite(value):
+        raise UserError(f"{field} must be a finite number; got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One Optuna parameter and the settings its value is written to."""
@@ -126,24 +133,20 @@ def _distribution(name: str, entry: Mapping, kind: str) -> BaseDistribution:
         return CategoricalDistribution(list(choices))
     if "choices" in entry:
         raise UserError(f"{field}.choices applies to type categorical only (type is {kind})")
-    low, high, log, step = entry.get("low"), entry.get("high"), entry.get("log", False), entry.get("step")
-    for key, value in (("low", low), ("high", high)):
-        if not _is_number(value) or (kind == "int" and not isinstance(value, int)):
-            raise UserError(f"{field}.{key} must be {'an integer' if kind == 'int' else 'a number'}; got {value!r}")
-    if low > high:
-        raise UserError(f"{field}: inverted range, low {low} > high {high}")
+    integer = kind == "int"
+    low, high = (_finite(check_number(require(entry, key, f"{field}.{key}"), f"{field}.{key}", integer=integer),
+                         f"{field}.{key}") for key in ("low", "high"))
+    low, high = (int(v) for v in (low, high)) if integer else (low, high)
+    check_range([low, high], field)
     if low == high:
-        raise UserError(f"{field}: empty range, low = high = {low} (fix the value in the model config instead)")
-    if not isinstance(log, bool):
-        raise UserError(f"{field}.log must be true or false; got {log!r}")
+        raise UserError(f"{field}: empty range, low = high = {low:g} (fix the value in the model config instead)")
+    log, step = check_bool(entry.get("log", False), f"{field}.log"), entry.get("step")
     if log and low <= 0:
-        raise UserError(f"{field}: log scale needs low > 0; got low {low}")
+        raise UserError(f"{field}: log scale needs low > 0; got low {low:g}")
     if step is not None:
         if log:
             raise UserError(f"{field}: step and log cannot be combined")
-        if not _is_number(step) or step <= 0 or (kind == "int" and not isinstance(step, int)):
-            raise UserError(f"{field}.step must be a positive {'integer' if kind == 'int' else 'number'}; "
-                            f"got {step!r}")
+        step = check_number(step, f"{field}.step", integer=integer, minimum=0, strictly_above=True)
         if step > high - low:
             raise UserError(f"{field}: step {step} is wider than the range {low}..{high}")
     if kind == "int":
@@ -170,21 +173,18 @@ class SearchSpace:
     """The parameters of ``tune.space``, checked against the training config ``cfg`` they will change."""
 
     def __init__(self, space: object, cfg: Mapping) -> None:
-        if not isinstance(space, Mapping) or not space:
-            raise UserError(f"tune.space must map parameter names to ranges; got {space!r}")
+        if not check_mapping(space, "tune.space"):
+            raise UserError("tune.space must name at least one parameter; got none")
         self.parameters: list[Parameter] = []
         claimed: dict[tuple[Key, ...], str] = {}
         for name, entry in space.items():
             field = f"tune.space.{name}"
-            if not isinstance(entry, Mapping):
-                raise UserError(f"{field} must be a mapping with path, type and a range; got {entry!r}")
+            check_mapping(entry, field)
             unknown = sorted(set(entry) - ENTRY_KEYS)
             if unknown:
                 raise UserError(f"{field}: unknown field {unknown[0]!r}; expected some of: "
                                 f"{', '.join(sorted(ENTRY_KEYS))}")
-            kind = entry.get("type")
-            if kind not in TYPES:
-                raise choice_error(f"{field}.type", kind, TYPES)
+            kind = check_choice(entry.get("type"), f"{field}.type", TYPES)
             raw_paths = entry.get("path")
             raw_paths = raw_paths if isinstance(raw_paths, list) and raw_paths else [raw_paths]
             paths = tuple(parse_path(p, f"{field}.path") for p in raw_paths)

@@ -24,7 +24,8 @@ import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import URL, make_url
 
-from robert.errors import UserError, choice_error
+from robert.config_checks import check_choice, check_mapping, check_number, check_positive_int, require
+from robert.errors import UserError
 from robert.spectra.transforms import stable_seed
 
 SQLITE_PREFIX = "sqlite:///"
@@ -82,12 +83,13 @@ def open_storage(tune: Mapping, root: Path) -> tuple[optuna.storages.RDBStorage,
 
 def _connect(url: str, engine: Mapping[str, Any], tune: Mapping, attempts: int = 3) -> optuna.storages.RDBStorage:
     """The storage; workers starting at once on a fresh database race to create its tables: the loser retries."""
+    heartbeat = check_positive_int(tune.get("heartbeat_interval_s"), "tune.heartbeat_interval_s")
+    grace = check_positive_int(tune.get("grace_period_s"), "tune.grace_period_s")
     def connect() -> optuna.storages.RDBStorage:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5: chosen knowingly
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=dict(engine),
-                                              heartbeat_interval=int(tune["heartbeat_interval_s"]),
-                                              grace_period=int(tune["grace_period_s"]))
+            return optuna.storages.RDBStorage(url, engine_kwargs=dict(engine), heartbeat_interval=heartbeat,
+                                              grace_period=grace)
 
     for attempt in range(1, attempts):
         try:
@@ -99,12 +101,8 @@ def _connect(url: str, engine: Mapping[str, Any], tune: Mapping, attempts: int =
 
 def _instantiate(module: Any, section: object, field: str, extra: Mapping[str, Any] = ()) -> Any:
     """``module.<section.name>(**other keys of section, **extra)`` with one-line errors naming ``field``."""
-    if not isinstance(section, Mapping) or "name" not in section:
-        raise UserError(f"{field} must be a mapping with a name (a class of {module.__name__}); got {section!r}")
     names = [n for n in module.__all__ if n[0].isupper() and not n.startswith("Base")]
-    name = section["name"]
-    if name not in names:
-        raise choice_error(field + ".name", name, names)
+    name = check_choice(require(check_mapping(section, field), "name", f"{field}.name"), f"{field}.name", names)
     kwargs = {k: v for k, v in section.items() if k != "name"} | dict(extra)
     try:
         return getattr(module, name)(**kwargs)
@@ -117,8 +115,7 @@ def worker_seed(seed: object, worker: object, n_existing: int) -> int | None:
     """The sampler seed of this worker: None stays None (unseeded); else one per (seed, worker, trials so far)."""
     if seed is None:
         return None
-    if isinstance(worker, bool) or not isinstance(worker, int) or worker < 0:
-        raise UserError(f"tune.worker must be an integer >= 0 (one per concurrent worker); got {worker!r}")
+    check_number(worker, "tune.worker", integer=True, minimum=0)
     return stable_seed("tune-sampler", seed, worker, n_existing) % 2**32  # numpy's RandomState takes 32 bits
 
 
@@ -139,23 +136,26 @@ def study_name(tune: Mapping) -> str:
     return name
 
 
-def create_or_load(tune: Mapping, storage: optuna.storages.BaseStorage) -> tuple[optuna.Study, bool]:
+def create_or_load(tune: Mapping, storage: optuna.storages.BaseStorage,
+                   direction: str) -> tuple[optuna.Study, bool]:
     """(the study, whether this call created it). Continuing an existing study is the normal case.
 
-    Creation is decided by the storage's unique study name, so of two workers starting at once
-    exactly one is the creator.
+    ``direction`` (``maximize`` | ``minimize``) is how ``tune.metric`` is optimised; a continued study must
+    optimise one value the same way. Creation is decided by the storage's unique study name, so of two workers
+    starting at once exactly one is the creator.
     """
     pruner, name = make_pruner(tune), study_name(tune)
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner,
+        study = optuna.create_study(storage=storage, study_name=name, direction=direction, pruner=pruner,
                                     sampler=make_sampler(tune, 0))
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
     existing = optuna.load_study(storage=storage, study_name=name)
-    if existing.directions != [optuna.study.StudyDirection.MAXIMIZE]:
-        raise UserError(f"study {name!r} in the storage does not maximise one value as tune.metric needs: "
-                        "use a new tune.study_name")
+    if existing.directions != [optuna.study.StudyDirection[direction.upper()]]:
+        found = " and ".join(d.name.lower() for d in existing.directions)
+        raise UserError(f"study {name!r} in the storage optimises {found}, but tune.metric={tune.get('metric')} "
+                        f"needs one value to {direction}: use a new tune.study_name")
     n_existing = len(existing.get_trials(deepcopy=False))
     return optuna.load_study(storage=storage, study_name=name, pruner=pruner,
                              sampler=make_sampler(tune, n_existing)), False
