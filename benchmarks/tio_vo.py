@@ -8,7 +8,7 @@ the recogniser sees them (:func:`robert.spectra.transforms.noisy_normalised`: mi
 sigma = mean depth / SNR), and fits a logistic regression (scikit-learn, standardised features) on
 70 % of the draws; the printed numbers are its ROC AUC on the other 30 % (pairs are never split), over
 all draws and (``*_strong``) over the pairs in which both gases have a strong fingerprint (feature
-S/N >= 10 at the SNR, :func:`robert.training.evaluate.feature_snr`).
+S/N >= 10 at the SNR: detectability x SNR x sqrt(n_bins), the fingerprint's significance under white noise).
 AUC 0.5 = indistinguishable, 1 = always told apart. The last line is one JSON object.
 
 Usage: python benchmarks/tio_vo.py --before-cache /work/main/build/opacities --after-cache build/opacities
@@ -34,7 +34,6 @@ from robert.errors import UserError, exit_on_user_error
 from robert.physics.model import forward_model_from_config
 from robert.physics.priors import sample_parameters
 from robert.spectra.transforms import noisy_normalised, stable_seed
-from robert.training.evaluate import feature_snr
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANETS = ("gj1214b", "gj436b", "hd189733b", "hd209458b", "wasp12b")
@@ -93,8 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     for suffix, cache in (("", args.after_cache), ("_before", args.before_cache)):
         depth, label, pair, detect = spectra(cache, args.n_per_planet, args.seed)
         # pairs in which both gases have a strong fingerprint: feature S/N >= 10 at the SNR (as the MLP)
-        strong_pairs = [p for p in np.unique(pair) if np.all(feature_snr(detect[pair == p], args.snr, depth.shape[1])
-                                                             >= STRONG_FEATURE_SNR)]
+        feature_snr = np.nan_to_num(detect) * args.snr * np.sqrt(depth.shape[1])
+        strong_pairs = [p for p in np.unique(pair) if np.all(feature_snr[pair == p] >= STRONG_FEATURE_SNR)]
         strong = np.isin(pair, strong_pairs)
         for name, rows in (("", np.ones_like(strong)), ("_strong", strong)):
             result[f"tio_vo_auc_noiseless{name}{suffix}"] = round(

@@ -84,6 +84,7 @@ def store(tmp_path_factory) -> Path:
 def dream_config(store: Path, out_dir: Path, *extra: str) -> dict:
     return compose_config("dream", [f"tracking.uri=sqlite:///{store}/mlflow.db",
                                     f"tracking.artifact_location={store}/artifacts", f"dream.out_dir={out_dir}",
+                                    f"dream.metrics={out_dir}/metrics/dreams.json",
                                     "dream.model_uri=models:/robert/1", *QUICK, *extra])
 
 
@@ -267,6 +268,7 @@ def test_an_unknown_model_uri_is_one_line_listing_what_exists(store, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.run([sys.executable, str(ROOT / "src" / "dream.py"), "dream.model_uri=models:/robert@dreamy",
                            f"tracking.uri=sqlite:///{store}/mlflow.db", f"dream.out_dir={tmp_path}",
+                           f"dream.metrics={tmp_path}/metrics/dreams.json",
                            f"hydra.run.dir={tmp_path}/hydra"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env=env)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

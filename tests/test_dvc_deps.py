@@ -31,7 +31,8 @@ def imports_of(path: Path) -> set[str]:
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "robert"}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "robert":
             found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names if module_file(f"{node.module}.{alias.name}")}
+            found |= {f"{node.module}.{alias.name}" for alias in node.names
+                      if module_file(f"{node.module}.{alias.name}")}
     return found
 
 

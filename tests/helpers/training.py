@@ -28,7 +28,7 @@ def train_overrides(tmp: Path, dataset_dir: Path, planets: Sequence[str], *extra
             f"data.planets=[{','.join(planets)}]", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
             f"tracking.artifact_location={tmp}/artifacts", f"train.checkpoint_dir={tmp}/checkpoints",
             f"train.output={tmp}/train/model.json", f"evaluate.out_dir={tmp}/evaluate", "trainer.torch_threads=1",
-            "trainer.progress_bar=false", "observation.coverage.n_patterns=64", "inference.constraint.min_log10_vmr=-6",
+            "trainer.progress_bar=false", "inference.constraint.min_log10_vmr=-6",
             # the synthetic set is small: enough fine-tuning steps, no early stop in the test's few epochs
             "model.batch_size=16", "train.early_stopping.patience=100", *extra]
 

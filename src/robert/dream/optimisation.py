@@ -56,7 +56,7 @@ def hidden_activations(network: Recogniser, inputs: Tensor) -> list[Tensor]:
     none for the other kinds (their ReLU/convolution activations are not the [0, 1] maps the figure draws)."""
     if not isinstance(network, DeepBeliefNetwork):
         return []
-    activation, layers = network.scale_input(inputs), []
+    activation, layers = network.standardise(inputs), []
     for layer in network.classifier[:-1]:
         activation = torch.sigmoid(layer(activation))
         layers.append(activation)

@@ -97,6 +97,7 @@ class DreamSettings:
     diagnostics_rows: int
     figure_molecules: list[str] | None
     out_dir: Path
+    metrics: Path
     readme_figure: Path | None
     torch_threads: int | None
 
@@ -118,7 +119,7 @@ class DreamSettings:
                          maximum=1),
             int(check_number(dream.get("diagnostics_rows"), "dream.diagnostics_rows", integer=True, minimum=0)),
             _molecule_list(dream.get("figure_molecules"), "dream.figure_molecules"),
-            Path(require(dream, "out_dir", "dream.out_dir")),
+            Path(require(dream, "out_dir", "dream.out_dir")), Path(require(dream, "metrics", "dream.metrics")),
             Path(dream["readme_figure"]) if dream.get("readme_figure") else None,
             None if threads is None else check_positive_int(threads, "dream.torch_threads"))
 
@@ -305,6 +306,8 @@ def dream_report(cfg: Mapping[str, Any], root: Path) -> dict[str, Any]:
     files = write_outputs(root / settings.out_dir, settings, subject, dreams, scores, confusions, similarity, payload)
     log_run(experiment_id, subject.ref, cfg["dream"], settings.methods, scores, payload["summary"], files,
             root / settings.out_dir)
+    # the stage's metric, committed beside the other results (dvc metrics show / diff); the report stays in out_dir
+    atomic_write_bytes(root / settings.metrics, (root / settings.out_dir / "dreams.json").read_bytes())
     if settings.readme_figure is not None:
         atomic_write_bytes(root / settings.readme_figure, (root / settings.out_dir / "dreams.png").read_bytes())
     return payload

@@ -39,6 +39,11 @@ class Recogniser(nn.Module):
         self.n_grid = check_positive_int(n_grid, "n_grid")
         self.channels = validate_channels(channels)
         self.n_labels = check_positive_int(n_labels, "n_labels")
+        # Per-input standardisation of what the classifier reads (identity until fitted): the inputs differ by
+        # orders of magnitude in mean and spread (a mask that is 1 almost everywhere, a whitened channel), and
+        # unstandardised they train ~2x slower and worse (measured: docs/training.md). Buffers: in state_dict.
+        self.register_buffer("input_mean", torch.zeros(self.n_inputs))
+        self.register_buffer("input_std", torch.ones(self.n_inputs))
 
     @property
     def n_inputs(self) -> int:
@@ -47,6 +52,16 @@ class Recogniser(nn.Module):
     def encode(self, observation: Observation) -> Tensor:
         """The network input of observed spectra, (B, n_inputs)."""
         return network_inputs(observation, self.channels)
+
+    @torch.no_grad()
+    def fit_input_scaling(self, inputs: Tensor, min_std: float = 1e-3) -> None:
+        """Set the per-input mean/std from training inputs (encoded, observed as in training)."""
+        self.input_mean.copy_(inputs.mean(dim=0))
+        self.input_std.copy_(inputs.std(dim=0).clamp(min=min_std))
+
+    def standardise(self, inputs: Tensor) -> Tensor:
+        """Inputs as the classifier reads them: each input minus its training mean, over its training std."""
+        return (inputs - self.input_mean) / self.input_std
 
     def depth_channel(self, inputs: Tensor) -> Tensor:
         """The normalised spectrum part of inputs (B, n_inputs) -> (B, n_grid)."""

@@ -41,7 +41,7 @@ class ConvNetwork(Recogniser):
         self.head = nn.Sequential(*layers[:-2])
 
     def forward(self, inputs: Tensor) -> Tensor:
-        x = inputs.view(inputs.shape[0], len(self.channels), self.n_grid)
+        x = self.standardise(inputs).view(inputs.shape[0], len(self.channels), self.n_grid)
         return self.head(self.features(x).flatten(1))
 
     def spec(self) -> dict[str, Any]:

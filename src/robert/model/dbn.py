@@ -40,11 +40,13 @@ There is no sleep phase: the recognition weights stay the fine-tuned classifier.
 ran the phase (``generative_finetuned`` false, also every checkpoint written before it existed)
 behaves as before: its top RBM models the pre-trained stack's up-pass.
 
-Visible units: Bernoulli units read the min-max normalised spectrum in [0, 1] as probabilities.
-Gaussian units assume zero-mean, unit-variance data (Hinton 2010, section 13.2), so with
-``visible_type="gaussian"`` every input is first standardised bin by bin with the training set's
-mean and standard deviation (:meth:`DeepBeliefNetwork.fit_input_scaling`; buffers, so they travel
-in ``state_dict``), for the stack and the classifier alike; dreams are mapped back to [0, 1] space.
+Visible units: Bernoulli units read the inputs in [0, 1] as probabilities. Gaussian units assume
+zero-mean, unit-variance data (Hinton 2010, section 13.2), so with ``visible_type="gaussian"`` the stack
+reads every input standardised with the training set's mean and standard deviation
+(:meth:`~robert.model.base.Recogniser.fit_input_scaling`; buffers, so they travel in ``state_dict``); dreams
+are mapped back to [0, 1] space. The classifier always reads standardised inputs (as every recogniser does,
+:mod:`robert.model.base`); a Bernoulli stack's first-layer weights are folded into that parametrisation when
+they initialise it (the same function, better conditioned for gradient steps).
 
 Everything is plain tensors in ``state_dict`` (loads with ``torch.load(weights_only=True)``).
 """
@@ -116,9 +118,6 @@ class DeepBeliefNetwork(Recogniser):
         for layer in self.classifier:
             glorot_(layer, generator)
         self.register_buffer("classifier_initialised", torch.zeros((), dtype=torch.bool))
-        # Per-bin input standardisation (Gaussian visible units only; identity until fitted).
-        self.register_buffer("input_mean", torch.zeros(n_visible))
-        self.register_buffer("input_std", torch.ones(n_visible))
         # True once generative fine-tuning began: the top RBM then models the classifier's penultimate
         # states and the stack's weights are generative only (see the module docstring).
         self.register_buffer("generative_finetuned", torch.zeros((), dtype=torch.bool))
@@ -135,15 +134,8 @@ class DeepBeliefNetwork(Recogniser):
     def standardises_input(self) -> bool:
         return self.rbms[0].visible_type == "gaussian"
 
-    @torch.no_grad()
-    def fit_input_scaling(self, visible: Tensor, min_std: float = 1e-3) -> None:
-        """Set the per-bin mean/std from training inputs (normalised, noisy as in training)."""
-        if self.standardises_input:
-            self.input_mean.copy_(visible.mean(dim=0))
-            self.input_std.copy_(visible.std(dim=0).clamp(min=min_std))
-
     def scale_input(self, visible: Tensor) -> Tensor:
-        """What the first layer sees: the [0, 1] spectrum, standardised for Gaussian visible units."""
+        """What the first RBM sees: the [0, 1] inputs, standardised for Gaussian visible units."""
         return (visible - self.input_mean) / self.input_std if self.standardises_input else visible
 
     def unscale_input(self, scaled: Tensor) -> Tensor:
@@ -154,7 +146,7 @@ class DeepBeliefNetwork(Recogniser):
 
     def forward(self, visible: Tensor) -> Tensor:
         """Logits (batch, n_labels) of the classifier; sigmoid gives P(molecule present)."""
-        activation = self.scale_input(visible)
+        activation = self.standardise(visible)
         for layer in self.classifier[:-1]:
             activation = torch.sigmoid(layer(activation))
         return self.classifier[-1](activation)
@@ -170,6 +162,11 @@ class DeepBeliefNetwork(Recogniser):
         for layer, rbm in zip(self.classifier, self.rbms, strict=False):
             layer.weight.copy_(rbm.weight.T)
             layer.bias.copy_(rbm.hidden_bias)
+        if not self.standardises_input:
+            # the stack read raw inputs x = std * z + mean, the classifier reads z: W.x + c = (W std).z + (c + W.mean)
+            first, rbm = self.classifier[0], self.rbms[0]
+            first.weight.copy_((rbm.weight * self.input_std[:, None]).T)
+            first.bias.copy_(rbm.hidden_bias + self.input_mean @ rbm.weight)
         top_layer, output_layer = self.classifier[len(self.rbms)], self.classifier[-1]
         top_layer.weight.copy_(self.top_rbm.weight[: self.n_penultimate].T)
         top_layer.bias.copy_(self.top_rbm.hidden_bias)
@@ -194,12 +191,13 @@ class DeepBeliefNetwork(Recogniser):
     def recognition_states(self, visible: Tensor) -> list[Tensor]:
         """Mean-field recognition states of the generative layers through the fine-tuned classifier.
 
-        [layer 0 = the (possibly standardised) visible vector, h1, ..., h(n-1) = the penultimate
-        layer]: one entry per stacked RBM plus one, what the wake phase predicts top-down.
+        [layer 0 = the first RBM's visible vector (standardised for Gaussian units), h1, ..., h(n-1) = the
+        penultimate layer]: one entry per stacked RBM plus one, what the wake phase predicts top-down.
         """
-        states = [self.scale_input(visible)]
+        states, activation = [self.scale_input(visible)], self.standardise(visible)
         for layer in self.classifier[: len(self.rbms)]:
-            states.append(torch.sigmoid(layer(states[-1])))
+            activation = torch.sigmoid(layer(activation))
+            states.append(activation)
         return states
 
     @torch.no_grad()

@@ -30,7 +30,7 @@ class MLPNetwork(Recogniser):
         self.layers = nn.Sequential(*layers[:-2])  # no activation or dropout after the output layer
 
     def forward(self, inputs: Tensor) -> Tensor:
-        return self.layers(inputs)
+        return self.layers(self.standardise(inputs))
 
     def spec(self) -> dict[str, Any]:
         return super().spec() | {"hidden": self.hidden, "dropout": self.dropout, "seed": self.seed}

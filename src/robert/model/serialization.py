@@ -53,8 +53,8 @@ def load_network(weights_path: Path, spec_path: Path) -> tuple[Recogniser, dict[
     spec = json.loads(Path(spec_path).read_text())
     network = build_network(spec)
     state = torch.load(weights_path, weights_only=True)
-    if isinstance(network, DeepBeliefNetwork):  # versions logged before input standardisation: identity scaling
-        state = {"input_mean": network.input_mean, "input_std": network.input_std} | state
+    # versions logged before input standardisation: identity scaling
+    state = {"input_mean": network.input_mean, "input_std": network.input_std} | state
     network.load_state_dict(state)
     return network.eval(), spec
 

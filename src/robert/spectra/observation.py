@@ -39,11 +39,15 @@ from robert.spectra.noise import NoiseShapes
 from robert.spectra.transforms import value_range
 
 PATTERN_FAMILIES = ("full", "preset", "union", "subrange", "binned", "gapped")
-CHANNELS = ("depth", "error", "mask")
+CHANNELS = ("depth", "white", "error", "mask")
 # The error channel is tanh(sigma / range / ERROR_SCALE): ~linear below a quarter of the spectrum's range,
 # saturating at 1 (= unobserved) above it. Min-max scaling of a noisy spectrum puts its range at >= ~5 sigma
 # for white noise, so typical errors land in 0.1-0.8.
 ERROR_SCALE = 0.25
+# The white channel is each cell's deviation from the spectrum's mean in units of its error, z, squashed into
+# [0, 1] as 0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE): ~linear for |z| < 1, logarithmic up to |z| ~ 100 (a
+# high-SNR continuum), so both a 1-sigma wiggle and a 50-sigma band stay visible.
+WHITE_SCALE = 3.0
 
 
 # --- coverage patterns ---------------------------------------------------------------------------------------
@@ -266,8 +270,11 @@ def cell_sigma_for(depth: Tensor, mask: Tensor, snr: Tensor, shape: Tensor) -> T
 def network_inputs(observation: Observation, channels: Sequence[str]) -> Tensor:
     """(B, C * W) network input: the chosen channels side by side, each in [0, 1].
 
-    ``depth``: min-max scaled over the observed cells (0 where unobserved); ``error``: tanh(sigma / range /
-    ERROR_SCALE), 1 where unobserved; ``mask``: 1 observed, 0 not.
+    ``depth``: min-max scaled over the observed cells (0 where unobserved); ``white``: the whitened deviation from
+    the observed mean, 0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE), 0.5 where unobserved (noiseless: +-1 sigma is
+    infinite, so the channel holds the sign); ``error``: tanh(sigma / range / ERROR_SCALE), 1 where unobserved;
+    ``mask``: 1 observed, 0 not. Measured (docs/training.md): the whitened channel makes a network learn
+    detections faster than the min-max spectrum alone, since a band's significance is its size in sigma.
     """
     values, mask = observation.values, observation.mask
     low, span = value_range(values, mask)
@@ -275,6 +282,13 @@ def network_inputs(observation: Observation, channels: Sequence[str]) -> Tensor:
     for channel in channels:
         if channel == "depth":
             parts.append(torch.where(mask, (values - low) / span, torch.zeros_like(values)))
+        elif channel == "white":
+            observed = mask.to(values.dtype)
+            mean = (values * observed).sum(1, keepdim=True) / observed.sum(1, keepdim=True).clamp(min=1)
+            deviation = values - mean
+            z = torch.where(observation.sigma > 0, deviation / observation.sigma, torch.sign(deviation) * 1e6)
+            parts.append(torch.where(mask, 0.5 + 0.5 * torch.tanh(torch.asinh(z) / WHITE_SCALE),
+                                     torch.full_like(values, 0.5)))
         elif channel == "error":
             parts.append(torch.where(mask, torch.tanh(observation.sigma / span / ERROR_SCALE), torch.ones_like(values)))
         elif channel == "mask":
@@ -358,6 +372,7 @@ class Observer:
         return observe(depth, segments, sigma, generator, delta)
 
 
-__all__ = ["CHANNELS", "ERROR_SCALE", "Observation", "ObservationPrior", "Observer", "PatternBank", "PatternPrior",
+__all__ = ["CHANNELS", "ERROR_SCALE", "WHITE_SCALE", "Observation", "ObservationPrior", "Observer", "PatternBank",
+           "PatternPrior",
            "build_pattern_bank", "cell_sigma_for", "network_inputs", "observe", "parse_snr", "preset_segments",
            "renumber", "sample_pattern"]

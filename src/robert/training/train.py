@@ -163,8 +163,7 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
         datamodule.setup("fit")
         module = module_for(datamodule.n_grid, len(datamodule.molecules), cfg["model"], int(cfg["seed"]),
                             datamodule.molecules)
-        if isinstance(module.network, DeepBeliefNetwork):
-            module.network.fit_input_scaling(module.network.encode(datamodule.scaling_sample().observation))
+        module.network.fit_input_scaling(module.network.encode(datamodule.scaling_sample().observation))
 
         checkpoint_dir = root / cfg["train"]["checkpoint_dir"] / config_hash(cfg)
         last = checkpoint_dir / "last.ckpt"
