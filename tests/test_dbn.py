@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -28,6 +27,7 @@ from helpers.corpus import (  # noqa: F401 (autouse fixture)
     single_torch_thread,
     spectra_corpus,
 )
+from helpers.metrics import scores_by_hand
 from robert.errors import UserError
 from robert.model.callbacks import EpochCheckpoint, FinetuneEarlyStopping
 from robert.model.config import validate_model_config
@@ -195,17 +195,9 @@ def test_validation_metrics_match_a_hand_computation(trained: FitResult, corpus:
     """The torchmetrics the module logs against numpy: mean BCE, macro-F1 at 0.5, exact match, Hamming loss."""
     network, last = trained.module.dbn, trained.history.epochs[-1]
     with torch.no_grad():
-        logits = network(network.encode(observed(corpus.heldout_x, corpus.heldout_y).observation)).double().numpy()
-    y = corpus.heldout_y.numpy()
-    p = 1 / (1 + np.exp(-logits))
-    bce = np.mean(np.logaddexp(0, logits) - y * logits)
-    called = p >= 0.5
-    tp, fp, fn = ((called & (y == 1)).sum(0), (called & (y == 0)).sum(0), (~called & (y == 1)).sum(0))
-    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    assert last["val/loss"] == pytest.approx(bce, rel=1e-5)
-    assert last["val/macro_f1"] == pytest.approx(f1.mean(), rel=1e-6)
-    assert last["val/exact_match"] == pytest.approx((called == (y == 1)).all(1).mean(), rel=1e-6)
-    assert last["val/hamming_loss"] == pytest.approx((called != (y == 1)).mean(), rel=1e-6)
+        logits = network(network.encode(observed(corpus.heldout_x, corpus.heldout_y).observation)).numpy()
+    for name, value in scores_by_hand(logits, corpus.heldout_y.numpy()).items():
+        assert last[f"val/{name}"] == pytest.approx(value, rel=1e-5), name
 
 
 def test_metrics_are_logged_per_phase(trained: FitResult) -> None:
