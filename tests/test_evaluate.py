@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from helpers.config import ROOT, compose_config
-from helpers.runs import run_config, run_overrides, train_run
+from helpers.runs import ready_store, run_config, run_overrides, train_run
 from helpers.scripts import run_script
 from helpers.synthetic import MOLECULES, PLANETS, write_synthetic_dataset
 from helpers.training import LEARNS, WHITE
@@ -168,6 +168,8 @@ def test_the_evaluate_script_prints_its_summary(evaluated):
 
 
 def test_evaluating_before_training_names_the_fix(tmp_path):
-    cfg = compose_config("evaluate", [f"train.output={tmp_path}/none.json", f"tracking.uri=sqlite:///{tmp_path}/db"])
+    ready_store(tmp_path)
+    cfg = compose_config("evaluate", [f"train.output={tmp_path}/none.json",
+                                      f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"])
     with pytest.raises(UserError, match=r"no trained model recorded at .*: run `dvc repro train`"):
         evaluate(cfg, ROOT)
