@@ -41,14 +41,11 @@ def ready_store(tmp: Path) -> None:
 
 
 def run_overrides(tmp: Path, dataset_dir: Path, planets: Sequence[str], *extra: str) -> list[str]:
-    """:func:`helpers.training.train_overrides`, where ``extra`` may choose another model (``model=mlp``) and another
-    observation than the any-coverage prior (then without that prior's bank size: ``observation=white`` has no
-    coverage section to override)."""
+    """:func:`helpers.training.train_overrides`, where ``extra`` may choose another observation than the
+    any-coverage prior: then without that prior's bank size (``observation=white`` has no coverage section)."""
     other_observation = any(o.startswith("observation=") and o != "observation=any" for o in extra)
-    other_model = any(o.startswith("model=") for o in extra)
-    base = train_overrides(tmp, dataset_dir, planets)
-    return [o for o in base if not (other_observation and o.startswith("observation.coverage."))
-            and not (other_model and o.startswith("model="))] + list(extra)
+    return [o for o in train_overrides(tmp, dataset_dir, planets, *extra)
+            if not (other_observation and o.startswith("observation.coverage."))]
 
 
 def run_config(tmp: Path, dataset_dir: Path, planets: Sequence[str], *extra: str) -> dict:
