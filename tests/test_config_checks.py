@@ -136,9 +136,9 @@ def test_a_set_made_with_a_rule_is_refused_where_the_experiment_has_another(tmp_
 
 def test_group_choices_are_checked_against_conf_and_everything_else_is_left_to_hydra():
     conf = ROOT / "conf"
-    for fine in (["model=mlp", "+model=cnn", "experiment=null", "model.hidden=[1,2]", "-m", "model=mlp,cnn",
-                  "hydra.run.dir=/tmp/x", "planet=all", "nosuchgroup=abc", "model=choice(mlp,cnn)"],):
-        check_group_choices(conf, fine)
+    check_group_choices(conf, ["model=mlp", "+model=cnn", "experiment=null", "model.hidden=[1,2]", "-m",
+                               "model=mlp,cnn", "hydra.run.dir=/tmp/x", "planet=all", "nosuchgroup=abc",
+                               "model=choice(mlp,cnn)"])  # none of these is an unknown choice
     with pytest.raises(UserError, match=r"^unknown model 'rnn'; expected one of: cnn, dbn, "):
         check_group_choices(conf, ["-m", "model=mlp,rnn"])
     with pytest.raises(UserError, match=r"^unknown planet 'kepler999b'; expected one of: all, gj1214b"):
