@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from helpers.config import ROOT
-
-
-def run_script(script: str, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "src" / script), *overrides], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+from helpers.scripts import run_script
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [

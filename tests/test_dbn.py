@@ -1,6 +1,8 @@
-"""DBN + Lightning module: config validation, learning, reproducibility, resume, checkpoints, dreams.
+"""DBN + its Lightning module: config validation, the typed phase schedule, learning, reproducibility, resume,
+checkpoints, the generative path, dreams.
 
-Data: the real cross-section corpus of test_rbm.py (three molecules, or two CIA pairs as fallback).
+Data: the real cross-section corpus of :mod:`helpers.corpus` (three molecules, or two CIA pairs as fallback),
+served as the training loop's observed batches (every cell observed, noiseless, labels = the molecule).
 """
 
 from __future__ import annotations
@@ -15,32 +17,37 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from test_rbm import OPACITY_SOURCE, Corpus, single_torch_thread, spectra_corpus  # noqa: F401 (autouse fixture)
-from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.config import compose_config
-from robert.errors import UserError
-from robert.model.dbn import DeepBeliefNetwork, validate_hidden_widths
-from robert.model.lightning_module import (
-    PHASE_KINDS,
-    DBNModule,
-    FinetuneEarlyStopping,
-    phase_schedule,
-    validate_model_config,
+from helpers.corpus import (  # noqa: F401 (autouse fixture)
+    OPACITY_SOURCE,
+    Corpus,
+    observed,
+    observed_loader,
+    single_torch_thread,
+    spectra_corpus,
 )
-from robert.training.train import EpochCheckpoint
+from helpers.metrics import scores_by_hand
+from robert.errors import UserError
+from robert.model.callbacks import EpochCheckpoint, FinetuneEarlyStopping
+from robert.model.config import validate_model_config
+from robert.model.dbn import DeepBeliefNetwork, validate_hidden_widths
+from robert.model.dbn_module import DBNModule
+from robert.model.module import RecogniserModule, module_for
+from robert.model.phases import FINETUNE, GENERATIVE, TOP_RBM, Phase, PhaseKind, dbn_schedule
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+DEPTH = ["depth"]  # the corpus rows are one channel: the normalised vector
 
 
 @functools.cache
 def _composed_model(name: str) -> dict[str, Any]:
-    return compose_config("opacities", [f"+model={name}"])["model"]
+    return compose_config("train", [f"model={name}"])["model"]
 
 
 def tiny_config() -> dict[str, Any]:
-    """conf/model/dbn_tiny.yaml as the training script sees it (a fresh copy: tests edit it)."""
-    return copy.deepcopy(_composed_model("dbn_tiny"))
+    """conf/model/dbn_tiny.yaml on the corpus' one channel (a fresh copy: tests edit it)."""
+    return copy.deepcopy(_composed_model("dbn_tiny")) | {"inputs": DEPTH}
 
 
 class MetricHistory(Callback):
@@ -61,10 +68,14 @@ class FitResult:
     checkpoint_dir: Path
 
 
+def module_for_corpus(corpus: Corpus, model: dict[str, Any], seed: int = 0) -> DBNModule:
+    return DBNModule(corpus.train_x.shape[1], corpus.train_y.shape[1], model, seed=seed,
+                     label_names=list(corpus.label_names))
+
+
 def fit(corpus: Corpus, root: Path, max_epochs: int | None = None, ckpt_path: Path | None = None,
         seed: int = 0) -> FitResult:
-    module = DBNModule(corpus.train_x.shape[1], corpus.train_y.shape[1], tiny_config(), seed=seed,
-                       label_names=list(corpus.label_names))
+    module = module_for_corpus(corpus, tiny_config(), seed)
     history = MetricHistory()
     # Lightning's ModelCheckpoint skips epochs with no optimiser step (CD and the generative phase make
     # none): the training's EpochCheckpoint writes last.ckpt every epoch; the monitored one shows
@@ -76,9 +87,8 @@ def fit(corpus: Corpus, root: Path, max_epochs: int | None = None, ckpt_path: Pa
                          default_root_dir=root, num_sanity_val_steps=0,
                          callbacks=[latest, best, history, FinetuneEarlyStopping(monitor="val/loss", patience=3)])
     # The corpus rows are already in a fixed shuffled order: no loader randomness to restore on resume.
-    train = DataLoader(TensorDataset(corpus.train_x, corpus.train_y), batch_size=module.config["batch_size"])
-    heldout = DataLoader(TensorDataset(corpus.heldout_x, corpus.heldout_y), batch_size=256)
-    trainer.fit(module, train, heldout, ckpt_path=ckpt_path)
+    trainer.fit(module, observed_loader(corpus.train_x, corpus.train_y, module.config["batch_size"]),
+                observed_loader(corpus.heldout_x, corpus.heldout_y, 256), ckpt_path=ckpt_path)
     return FitResult(module, trainer, history, root / "checkpoints")
 
 
@@ -123,19 +133,44 @@ def test_bad_settings_are_user_errors_naming_the_field(section: str, key: str, v
         validate_model_config(model)
 
 
-def test_default_config_is_valid_and_top_inherits_cd_settings() -> None:
+def test_default_schedule_is_a_typed_phase_sequence_in_order() -> None:
     model = validate_model_config(_composed_model("dbn"))
     assert model["hidden"] == [500, 200, 50]
     assert model["top"]["cd_k"] == model["pretrain"]["cd_k"]
-    schedule = phase_schedule(model)
-    assert schedule[:1] == ["rbm1"] and schedule[-1] == "generative"
-    assert schedule.index("generative") == schedule.index("finetune") + model["finetune"]["epochs"]
+    schedule = dbn_schedule(model["pretrain"]["epochs_per_layer"], model["top"]["epochs"],
+                            model["finetune"]["epochs"], model["generative"]["epochs"])
+    n_pre, n_top = model["pretrain"]["epochs_per_layer"], model["top"]["epochs"]
+    # each stacked RBM in turn, then the top RBM, fine-tuning, generative fine-tuning: never back
+    assert schedule == ([Phase(PhaseKind.PRETRAIN, 0)] * n_pre[0] + [Phase(PhaseKind.PRETRAIN, 1)] * n_pre[1]
+                        + [TOP_RBM] * n_top + [FINETUNE] * model["finetune"]["epochs"]
+                        + [GENERATIVE] * model["generative"]["epochs"])
+    assert [p.index for p in schedule] == sorted(p.index for p in schedule)
+    assert [p.name for p in schedule[:n_pre[0] + 1]] == ["rbm1"] * n_pre[0] + ["rbm2"]
+    assert [p.trains_rbm for p in (schedule[0], TOP_RBM, FINETUNE, GENERATIVE)] == [True, True, False, True]
     # configs written before the generative phase existed (checkpoints, tuned configs) run without it
     legacy = validate_model_config({k: v for k, v in _composed_model("dbn").items() if k != "generative"})
-    assert phase_schedule(legacy)[-1] == "finetune"
+    assert legacy["generative"]["epochs"] == 0
+    # the module builds exactly that schedule, and a peer's is fine-tuning only
+    module = DBNModule(40, 3, _composed_model("dbn"), seed=0)
+    assert module.schedule == schedule and module.total_epochs == len(schedule)
+    assert module.n_pretrain_epochs == sum(n_pre) + n_top
+    peer = module_for(40, 3, _composed_model("mlp"), seed=0)
+    assert type(peer) is RecogniserModule and peer.schedule == [FINETUNE] * _composed_model("mlp")["finetune"]["epochs"]
 
 
 # --- learning and reproducibility -------------------------------------------------------------------
+
+
+def test_phases_run_in_order_and_each_cd_phase_lowers_its_reconstruction_error(trained: FitResult) -> None:
+    module, epochs = trained.module, trained.history.epochs
+    # the phase logged by every epoch is the schedule's, in order
+    assert [e["phase"] for e in epochs] == [float(module.schedule[i].index) for i in range(len(epochs))]
+    for name in ("rbm1", "rbm2", "top_rbm"):
+        phase_epochs = [epochs[i] for i, phase in enumerate(module.schedule) if phase.name == name]
+        train_errors = [e[f"{name}/train_recon_error"] for e in phase_epochs]
+        val_errors = [e[f"{name}/val_recon_error"] for e in phase_epochs]
+        assert len(phase_epochs) > 1, name
+        assert train_errors[-1] < train_errors[0] and val_errors[-1] < val_errors[0], (name, train_errors, val_errors)
 
 
 def test_finetuned_dbn_beats_chance_on_heldout_spectra(trained: FitResult, corpus: Corpus) -> None:
@@ -146,13 +181,23 @@ def test_finetuned_dbn_beats_chance_on_heldout_spectra(trained: FitResult, corpu
     # EarlyStopping(patience=3) would stop in epoch 4.
     assert trained.trainer.current_epoch > trained.module.n_pretrain_epochs + 3
     chance = 1.0 / len(corpus.label_names)
-    probabilities = trained.module.dbn.predict_proba(corpus.heldout_x)
+    network = trained.module.dbn
+    probabilities = network.predict_proba(network.encode(observed(corpus.heldout_x, corpus.heldout_y).observation))
     accuracy = float((probabilities.argmax(dim=1) == corpus.heldout_y.argmax(dim=1)).float().mean())
     # Measured: 100 % for this seed; 2/3 (one pair of molecules confused) is the plateau some seeds reach.
     assert accuracy >= min(0.9, 1.9 * chance), (accuracy, corpus.source)
     assert trained.history.epochs[-1]["val/accuracy"] == pytest.approx(accuracy)
     # Macro-F1 thresholds each sigmoid at 0.5; a short fine-tuning leaves some outputs under-confident.
     assert trained.history.epochs[-1]["val/macro_f1"] > 0.5
+
+
+def test_validation_metrics_match_a_hand_computation(trained: FitResult, corpus: Corpus) -> None:
+    """The torchmetrics the module logs against numpy: mean BCE, macro-F1 at 0.5, exact match, Hamming loss."""
+    network, last = trained.module.dbn, trained.history.epochs[-1]
+    with torch.no_grad():
+        logits = network(network.encode(observed(corpus.heldout_x, corpus.heldout_y).observation)).numpy()
+    for name, value in scores_by_hand(logits, corpus.heldout_y.numpy()).items():
+        assert last[f"val/{name}"] == pytest.approx(value, rel=1e-5), name
 
 
 def test_metrics_are_logged_per_phase(trained: FitResult) -> None:
@@ -174,7 +219,7 @@ def test_same_seed_gives_identical_weights_and_metrics(trained: FitResult, corpu
 def test_interrupted_fit_resumes_from_checkpoint_to_the_same_final_state(trained: FitResult, corpus: Corpus,
                                                                          tmp_path: Path) -> None:
     interrupted = fit(corpus, tmp_path, max_epochs=4)  # stops inside the second RBM's pre-training
-    assert interrupted.module.phase_at(interrupted.trainer.current_epoch) == "rbm2"
+    assert interrupted.module.phase_at(interrupted.trainer.current_epoch) == Phase(PhaseKind.PRETRAIN, 1)
     resumed = fit(corpus, tmp_path, ckpt_path=interrupted.checkpoint_dir / "last.ckpt")
     assert resumed.history.epochs[0]["phase"] == 0.0  # the first resumed epoch is still pre-training
     assert resumed.trainer.current_epoch == trained.trainer.current_epoch
@@ -194,14 +239,16 @@ def test_other_precisions_pcd_and_sgd_train(corpus: Corpus, tmp_path: Path, prec
     model["pretrain"].update(epochs_per_layer=1, persistent=persistent)
     model["top"]["epochs"] = 1
     model["finetune"].update(epochs=2, optimizer=optimizer)
-    module = DBNModule(corpus.train_x.shape[1], corpus.train_y.shape[1], model, seed=3)
+    model["generative"]["epochs"] = 1
+    module = module_for_corpus(corpus, model, seed=3)
     trainer = pl.Trainer(max_epochs=module.total_epochs, accelerator="cpu", devices=1, precision=precision,
                          logger=False, enable_progress_bar=False, enable_model_summary=False,
                          enable_checkpointing=False, default_root_dir=tmp_path)
-    trainer.fit(module, DataLoader(TensorDataset(corpus.train_x, corpus.train_y), batch_size=32),
-                DataLoader(TensorDataset(corpus.heldout_x, corpus.heldout_y), batch_size=256))
+    trainer.fit(module, observed_loader(corpus.train_x, corpus.train_y, 32),
+                observed_loader(corpus.heldout_x, corpus.heldout_y, 256))
+    assert trainer.current_epoch == module.total_epochs
     assert all(torch.isfinite(value) for value in trainer.callback_metrics.values())
-    predictions = module.predict_step((corpus.heldout_x,), 0)
+    predictions = module.predict_step(observed(corpus.heldout_x, corpus.heldout_y), 0)
     assert predictions.shape == corpus.heldout_y.shape and float(predictions.min()) >= 0.0
 
 
@@ -209,10 +256,11 @@ def test_checkpoint_loads_with_weights_only(trained: FitResult, tmp_path: Path) 
     checkpoint = torch.load(trained.checkpoint_dir / "last.ckpt", weights_only=True)
     assert checkpoint["hyper_parameters"]["model"]["hidden"] == [64, 32, 16]
     restored = DBNModule.load_from_checkpoint(trained.checkpoint_dir / "last.ckpt", weights_only=True)
+    assert restored.schedule == trained.module.schedule
     for (name, a), (_, b) in zip(trained.module.state_dict().items(), restored.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     torch.save(trained.module.dbn.state_dict(), tmp_path / "dbn.pt")
-    dbn = DeepBeliefNetwork(trained.module.dbn.n_visible, trained.module.dbn.n_labels, [64, 32, 16],
+    dbn = DeepBeliefNetwork(trained.module.dbn.n_grid, DEPTH, trained.module.dbn.n_labels, [64, 32, 16],
                             n_persistent_chains=32)
     dbn.load_state_dict(torch.load(tmp_path / "dbn.pt", weights_only=True))
     assert bool(dbn.classifier_initialised)
@@ -224,7 +272,7 @@ def test_checkpoint_loads_with_weights_only(trained: FitResult, tmp_path: Path) 
 def test_generative_phase_lowers_its_error_and_teaches_the_top_rbm_the_labels(trained: FitResult,
                                                                               corpus: Corpus) -> None:
     module, dbn = trained.module, trained.module.dbn
-    generative = [epoch for epoch in trained.history.epochs if epoch["phase"] == PHASE_KINDS.index("generative")]
+    generative = [epoch for epoch in trained.history.epochs if epoch["phase"] == GENERATIVE.index]
     assert len(generative) == module.n_generative_epochs > 1 and bool(dbn.generative_finetuned)
     # the wake phase fits the top-down weights to the classifier's recognition states
     assert generative[-1]["generative/val_recon_error"] < 0.8 * generative[0]["generative/val_recon_error"]
@@ -246,19 +294,18 @@ def test_an_early_stop_of_finetuning_goes_on_to_the_generative_phase(corpus: Cor
     model = tiny_config()
     model["pretrain"]["epochs_per_layer"], model["top"]["epochs"] = 1, 1
     model["finetune"]["epochs"], model["generative"]["epochs"] = 10, 2
-    module = DBNModule(corpus.train_x.shape[1], corpus.train_y.shape[1], model, seed=1)
+    module = module_for_corpus(corpus, model, seed=1)
     history = MetricHistory()
     # No change of val/loss is 10 better than the first epoch's: fine-tuning stops after its 2nd epoch.
     stopping = FinetuneEarlyStopping(monitor="val/loss", min_delta=10.0, patience=1)
     trainer = pl.Trainer(max_epochs=module.total_epochs, accelerator="cpu", devices=1, logger=False,
                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
                          default_root_dir=tmp_path, num_sanity_val_steps=0, callbacks=[history, stopping])
-    trainer.fit(module, DataLoader(TensorDataset(corpus.train_x, corpus.train_y), batch_size=32),
-                DataLoader(TensorDataset(corpus.heldout_x, corpus.heldout_y), batch_size=256))
+    trainer.fit(module, observed_loader(corpus.train_x, corpus.train_y, 32),
+                observed_loader(corpus.heldout_x, corpus.heldout_y, 256))
     assert [epoch["phase"] for epoch in history.epochs] == [0.0, 0.0, 1.0, 2.0, 2.0, 3.0, 3.0]
     assert int(module.finetune_stopped_at) == 5 and bool(module.dbn.generative_finetuned)
-    assert module.phase_at(5) == module.phase_at(6) == "generative"
-
+    assert module.phase_at(5) == module.phase_at(6) == GENERATIVE
 
 
 def test_dream_is_a_deterministic_visible_vector_in_unit_range(trained: FitResult) -> None:
@@ -283,7 +330,7 @@ def test_dream_is_a_deterministic_visible_vector_in_unit_range(trained: FitResul
 
 
 def test_gaussian_visible_dream_is_clamped_to_the_data_range() -> None:
-    dbn = DeepBeliefNetwork(40, 2, [16, 8], visible_type="gaussian", seed=1)
+    dbn = DeepBeliefNetwork(40, DEPTH, 2, [16, 8], visible_type="gaussian", seed=1)
     with torch.no_grad():
         dbn.rbms[0].visible_bias.fill_(3.0)  # a mean far above 1 before clamping
     visible, _ = dbn.dream(0, 4, 3, torch.Generator().manual_seed(0))
@@ -291,7 +338,7 @@ def test_gaussian_visible_dream_is_clamped_to_the_data_range() -> None:
 
 
 def test_classifier_starts_from_the_pretrained_stack() -> None:
-    dbn = DeepBeliefNetwork(20, 3, [8, 6, 4], seed=2)
+    dbn = DeepBeliefNetwork(20, DEPTH, 3, [8, 6, 4], seed=2)
     dbn.initialise_classifier_from_stack()
     assert torch.equal(dbn.classifier[0].weight, dbn.rbms[0].weight.T)
     assert torch.equal(dbn.classifier[2].weight, dbn.top_rbm.weight[:6].T)
@@ -302,19 +349,19 @@ def test_classifier_starts_from_the_pretrained_stack() -> None:
 def test_gaussian_visible_units_standardise_each_bin_and_dreams_return_to_unit_range() -> None:
     generator = torch.Generator().manual_seed(3)
     spectra = 0.2 + 0.6 * torch.rand(64, 40, generator=generator) * torch.linspace(0.1, 1.0, 40)
-    gaussian = DeepBeliefNetwork(40, 3, [16, 8], visible_type="gaussian", seed=0)
+    gaussian = DeepBeliefNetwork(40, DEPTH, 3, [16, 8], visible_type="gaussian", seed=0)
     gaussian.fit_input_scaling(spectra)
     scaled = gaussian.up_pass(spectra, 0)  # what the first RBM is trained on
     torch.testing.assert_close(scaled.mean(0), torch.zeros(40), atol=1e-5, rtol=0)
     torch.testing.assert_close(scaled.std(0), torch.ones(40), atol=1e-4, rtol=0)
     torch.testing.assert_close(gaussian.unscale_input(scaled), spectra, atol=1e-5, rtol=0)
     # the scaling travels in state_dict: a fresh network loading it gives the same probabilities
-    fresh = DeepBeliefNetwork(40, 3, [16, 8], visible_type="gaussian", seed=0)
+    fresh = DeepBeliefNetwork(40, DEPTH, 3, [16, 8], visible_type="gaussian", seed=0)
     fresh.load_state_dict(gaussian.state_dict())
     torch.testing.assert_close(fresh.predict_proba(spectra), gaussian.predict_proba(spectra))
     visible, _ = gaussian.dream(0, n_chains=4, n_gibbs_steps=3, generator=torch.Generator().manual_seed(0))
     assert visible.min() >= 0 and visible.max() <= 1
     # Bernoulli units read the [0, 1] spectrum as it is
-    bernoulli = DeepBeliefNetwork(40, 3, [16, 8], visible_type="bernoulli", seed=0)
+    bernoulli = DeepBeliefNetwork(40, DEPTH, 3, [16, 8], visible_type="bernoulli", seed=0)
     bernoulli.fit_input_scaling(spectra)
     assert torch.equal(bernoulli.up_pass(spectra, 0), spectra)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from helpers.config import tiny_generate_config
+from helpers.scripts import run_script
 from robert.errors import UserError
 from robert.opacity.xsec_hdf5 import CrossSectionTable
 from robert.physics import atmosphere
@@ -264,8 +265,6 @@ def test_transmission_dataset_lives_beside_the_emission_one(tiny_cache, tmp_path
     ("simulate.clouds.log10_top_pressure_bar=[0,-3]", "error: simulate.clouds.log10_top_pressure_bar is inverted"),
 ])
 def test_bad_geometry_at_the_command_line_is_one_line(override: str, expected: str, tmp_path) -> None:
-    from test_cli_errors import run_script
-
     proc = run_script("generate.py", "planet=gj1214b", "simulate=transmission", "dataset=tiny",
                       f"dataset.out_dir={tmp_path / 'datasets'}", override)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -5,13 +5,10 @@ Runs when the optional extra `validate` (taurex) is installed, as `make test` do
 
 from __future__ import annotations
 
-from test_taurex_emission import (  # noqa: F401  (the same planets, models, comparison and skip)
-    agreement_with_taurex,
-    pytestmark,
-    tiny_cache_models,
-)
-
+from helpers.taurex import TAUREX, agreement_with_taurex, tiny_cache_models
 from robert.physics.model import TransmissionModel
+
+pytestmark = TAUREX
 
 
 def test_twenty_random_cases_agree_with_taurex_transmission(tiny_cache):

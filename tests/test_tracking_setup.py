@@ -8,11 +8,13 @@ import mlflow
 import pytest
 
 from helpers.config import compose_config
+from helpers.runs import ready_store
 from robert.errors import UserError
 from robert.tracking.setup import configure_tracking, resolve_tracking_uri
 
 
 def test_local_store_and_artifacts_live_under_mlruns(tmp_path):
+    ready_store(tmp_path / "mlruns")  # an empty store, already migrated (what MLflow makes at the first call)
     tracking = compose_config("fetch_data", ["+tracking=local"])["tracking"]
     configure_tracking(tracking, tmp_path)
     assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"

@@ -153,6 +153,13 @@ class DBNModule(RecogniserModule):
             self.dbn.begin_generative_finetuning()
         super().on_train_epoch_start()
 
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        # After an early stop of fine-tuning the schedule's end is not max_epochs: stop after the generative epochs.
+        stopped_at = int(self.finetune_stopped_at)
+        if stopped_at >= 0 and self.current_epoch + 1 >= stopped_at + self.n_generative_epochs:
+            self.trainer.should_stop = True
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         x, y = self.inputs(batch), batch.targets.to(self.dtype)
         phase = self.current_phase

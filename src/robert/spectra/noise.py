@@ -11,7 +11,9 @@ these families (ASSUMPTIONS of the training prior, weights in ``conf/observation
   spanning ``amplitude_dex`` decades, drawn uniform in the configured range;
 * ``photon``: photon-noise limited, sigma proportional to N^(-1/2) with N the photon count per grid cell of
   a blackbody star (N ~ B_lambda(T) lambda^2 per unit ln lambda), T drawn uniform in ``star_temperature_K``:
-  sigma grows steeply to long wavelengths, the more so the cooler the star.
+  sigma grows to long wavelengths (as lambda on the Rayleigh-Jeans side), from a minimum at the star's photon
+  peak (~1.7 um at 3000 K; below the grid for hot stars): across 1-20 um sigma rises ~11x for a 6500 K star and
+  ~5x from its minimum for a 3000 K one (tests/test_observation.py).
 
 A shape is relative: :mod:`robert.spectra.observation` scales it so that the median over the observed bins
 is ``mean(depth) / snr``.

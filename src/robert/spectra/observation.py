@@ -110,14 +110,18 @@ def _random_subrange(n_cells: int, min_cells: int, rng: np.random.Generator) -> 
 
 
 def _cut_gaps(segments: np.ndarray, max_gaps: int, min_cells: int, rng: np.random.Generator) -> np.ndarray:
-    """Remove 1..max_gaps random stretches (each up to a fifth of the observed cells); keeps >= min_cells."""
+    """Remove 1..max_gaps random stretches (each up to a fifth of the observed cells); keeps >= min_cells.
+
+    A gap removes every segment it touches whole: an instrument bin (a photometric band) is measured over all
+    of its cells or not at all, never over the part a gap leaves."""
     out = segments.copy()
     observed = np.flatnonzero(out >= 0)
     for _ in range(int(rng.integers(1, max(max_gaps, 1) + 1))):
         width = int(rng.integers(1, max(2, len(observed) // 5)))
         start = int(rng.integers(observed[0], max(observed[0] + 1, observed[-1] - width + 1)))
         trial = out.copy()
-        trial[start:start + width] = -1
+        touched = trial[start:start + width]
+        trial[np.isin(trial, touched[touched >= 0])] = -1
         if (trial >= 0).sum() >= min_cells:
             out = trial
     return out
@@ -135,7 +139,9 @@ def sample_pattern(family: str, prior: PatternPrior, presets: Sequence[np.ndarra
         union = np.full(n_cells, -1)
         for offset, index in enumerate(chosen):  # ids made distinct per preset; where presets overlap the first wins
             pattern = presets[index]
-            free = (union < 0) & (pattern >= 0)
+            # a bin reaching into cells an earlier preset holds is left out whole (no bin over part of its cells)
+            taken = np.unique(pattern[(union >= 0) & (pattern >= 0)])
+            free = (pattern >= 0) & ~np.isin(pattern, taken)
             union[free] = pattern[free] + (offset + 1) * n_cells
         return union
     if family == "subrange":

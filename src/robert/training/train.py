@@ -224,7 +224,10 @@ def dataset_digest(datamodule: SpectraDataModule, root: Path) -> str:
 
 
 def log_dataset(datamodule: SpectraDataModule, root: Path) -> None:
-    """Each split as an MLflow dataset input: one row per spectrum (planet, injected gases), digest = DVC hash."""
+    """Each split as an MLflow dataset input: one row per spectrum (planet, injected gases), digest = DVC hash.
+
+    Each split is its own named dataset: MLflow keeps one input per (name, digest) and run, so three splits under
+    one name would leave only the training split (and its row count) in the run."""
     digest = dataset_digest(datamodule, root)
     source = str(datamodule.directory / datamodule.composition)
     for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
@@ -234,7 +237,7 @@ def log_dataset(datamodule: SpectraDataModule, root: Path) -> None:
         with warnings.catch_warnings():  # MLflow registers its local-file source under two schemes: not ambiguous
             warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
             dataset = mlflow.data.from_pandas(table, source=Path(source).as_uri(), digest=digest,
-                                              name=f"{datamodule.directory.name}/{datamodule.composition}")
+                                              name=f"{datamodule.directory.name}/{datamodule.composition}/{split}")
         mlflow.log_input(dataset, context=context)
 
 
