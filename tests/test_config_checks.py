@@ -99,7 +99,7 @@ def test_run_names_are_distinct_across_geometry_model_coverage_and_regime():
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
-    (["model=xyz"], "error: unknown model 'xyz'; expected one of: cnn, dbn, dbn_baseline, dbn_tiny, dbn_tuned, mlp"),
+    (["model=xyz"], "error: unknown model 'xyz'; expected one of: cnn, dbn, dbn_baseline, dbn_tiny, mlp"),
     (["experiment=papr"], "error: unknown experiment 'papr'; expected one of: paper, single, transmission"),
     (["labels.min_chi2=0"], "error: labels.min_chi2 must be a number > 0; got 0"),
 ])
