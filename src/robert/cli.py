@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,6 +107,27 @@ def load_model(uri: str) -> tuple[RobertModel, ModelRef]:
     return load_robert_model(uri)
 
 
+def registry_uri() -> str:
+    import mlflow
+
+    return mlflow.get_registry_uri()
+
+
+def is_registered(uri: str) -> bool:
+    """Whether the registered model a ``models:/<name>...`` URI names exists (other URIs: left to the loader)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    match = re.match(r"^models:/(?P<name>[^/@]+)", uri)
+    if match is None:
+        return True
+    try:
+        MlflowClient().get_registered_model(match["name"])
+    except MlflowException:
+        return False
+    return True
+
+
 @dataclass
 class LoadedModel:
     uri: str
@@ -137,12 +159,14 @@ class Models:
         uri = model_uri(routed.geometry, self.settings["models"], self.override)
         where = f"{routed.source} ({routed.geometry}, from the {routed.geometry_from})"
         if uri not in self.loaded:
+            if not self.override and not is_registered(uri):
+                raise UserError(f"{where}: no {routed.geometry} model yet: {uri} (predict.models.{routed.geometry}) "
+                                f"is not registered in {registry_uri()}; train it with "
+                                f"`{self.settings['trained_by'][routed.geometry]}` or pass --model")
             try:
                 self.loaded[uri] = LoadedModel(uri, *load_model(uri))
             except UserError as exc:
-                how = "" if self.override else (f"; train it with `{self.settings['trained_by'][routed.geometry]}` "
-                                                 f"or pass --model")
-                raise UserError(f"{where}: its model {uri} is not available: {exc}{how}") from None
+                raise UserError(f"{where}: {exc}") from None
         loaded = self.loaded[uri]
         if loaded.model.geometry != routed.geometry:
             fix = ("pass a model of that geometry with --model" if self.override else
@@ -230,7 +254,9 @@ def run_predict(args: argparse.Namespace, cfg: dict[str, Any], root: Path) -> st
 @exit_on_user_error
 def run(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # store migrations would otherwise log to stderr
+    # a new store's creation and migrations would otherwise log INFO lines to stderr
+    for name in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     root = project_root()
     print(run_predict(args, load_config(root), root))
 
