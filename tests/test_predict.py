@@ -157,6 +157,15 @@ def test_geometry_chooses_the_model(models, tmp_path, capsys):
     assert status == 0, err
     (spectrum,) = json.loads(out)["spectra"]
     assert (spectrum["model"], spectrum["geometry_from"]) == ("models:/robert-transmission@champion", "--geometry")
+    # one file, spectra of both geometries: each to its model, reported in the file's order
+    mixed = write_observed_csv(tmp_path / "mixed.csv", pd.concat([
+        pd.read_csv(transmission).assign(spectrum="t1"), pd.read_csv(emission).assign(spectrum="e1"),
+        pd.read_csv(transmission).assign(spectrum="t2")]))
+    status, out, err = run_cli(capsys, "predict", str(mixed), "--format", "json", "--tracking-uri",
+                               models.tracking_uri)
+    assert status == 0, err
+    assert [(s["spectrum"], s["model"]) for s in json.loads(out)["spectra"]] == [
+        ("t1", models.uris["transmission"]), ("e1", models.uris["emission"]), ("t2", models.uris["transmission"])]
 
 
 def test_a_geometry_that_disagrees_with_the_model_is_one_line(models, tmp_path, capsys):
