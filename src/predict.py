@@ -1,9 +1,9 @@
-"""``python src/predict.py FILE... [--model URI] [--format table|json] [--drop-outside]``: ``robert predict``.
+"""``python src/predict.py FILE... [--geometry G] [--model URI] [--format table|json]``: ``robert predict``.
 
 Not a ``@hydra.main`` script like the stages: it takes files and options (argparse, :mod:`robert.cli`),
 with its defaults from ``conf/predict.yaml``; user errors are one line and exit status 2.
 
-    python src/predict.py examples/hd189733b_emission.csv --model models:/robert-wfc3_spitzer@champion --drop-outside
+    python src/predict.py examples/hd189733b_emission.csv examples/hd209458b_transmission.csv
 """
 
 import sys

@@ -1,12 +1,20 @@
-"""The ``robert`` command: molecules in observed spectra from the registered model, and its coverages.
+"""The ``robert`` command: which molecules an observed spectrum shows, from the model of its geometry.
 
-    robert predict FILE... [--model URI] [--format table|json] [--drop-outside] [--tracking-uri URI]
-    robert coverage [--format table|json|markdown] [--tracking-uri URI]
+    robert predict FILE... [--geometry emission|transmission] [--model URI] [--format table|json]
+                           [--tracking-uri URI]
+
+Any coverage within 1-20 um and any error bars: each FILE is a published table (see
+:mod:`robert.inference.observed`), read by the registered model of its geometry (``predict.models`` in
+conf/predict.yaml: ``models:/robert@champion`` for emission, ``models:/robert-transmission@champion`` for
+transmission; ``--model`` for another one). The geometry comes from the file's ``geometry`` column or from
+``--geometry`` (:mod:`robert.inference.routing`). Rows outside the grid are dropped and listed. Per gas the
+verdict is detected / not detected / not constrained (by this coverage and these errors), with the network's
+probability and the share of reference atmospheres this spectrum could show the gas in.
 
 Why argparse and not ``@hydra.main`` as the pipeline stages: this is a user command over files
-(``robert predict a.csv b.csv --model ...``), not a stage configured by overrides. Its defaults still come
-from ``conf/predict.yaml`` (Hydra compose). Every user error - a bad file, row or option, an unknown model
-URI - is one ``error: ...`` line on stderr and exit status 2, without a traceback.
+(``robert predict a.csv b.csv``), not a stage configured by overrides. Its defaults still come from
+``conf/predict.yaml`` (Hydra compose). Every user error - a bad file, row or option, an unknown model URI, a
+spectrum of unknown geometry - is one ``error: ...`` line on stderr and exit status 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -18,19 +26,17 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import numpy as np
-
 import robert
 from robert.errors import UserError, exit_on_user_error
-from robert.inference.observed import ObservedSpectra, read_observed_csv
-from robert.inference.predictor import CoverageMismatch, to_coverage
-from robert.physics.binning import output_grid_um
-from robert.spectra.coverage import Coverage, constraint_snr_index, load_presets
+from robert.inference.observed import GEOMETRIES, read_observed_csv
+from robert.inference.routing import Routed, model_uri, route
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,19 +73,17 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="robert", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    predict = commands.add_parser("predict", help="which molecules are in these observed spectra",
-                                  description="Each FILE: a CSV with wavelength_um, depth (Fp/Fs fraction), "
-                                              "depth_err (+ optional bin_low_um, bin_high_um, instrument, spectrum).")
+    predict = commands.add_parser(
+        "predict", help="which molecules are in these observed spectra",
+        description="Each FILE: a CSV with wavelength_um, depth (a fraction: Fp/Fs in emission, (Rp/Rs)^2 in "
+                    "transmission), depth_err (+ optional bin_low_um, bin_high_um, instrument, spectrum, geometry).")
     predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    predict.add_argument("--model", help="models:/<name>@<alias> or models:/<name>/<version> "
-                                         "(default: predict.model in conf/predict.yaml)")
-    predict.add_argument("--format", choices=("table", "json"), help="output format (default: table)")
-    predict.add_argument("--drop-outside", action="store_true", default=None,
-                         help="ignore rows outside the model's coverage (listed in the output) instead of failing")
+    predict.add_argument("--geometry", choices=GEOMETRIES,
+                         help="the spectra's geometry, for files without a geometry column")
+    predict.add_argument("--model", help="models:/<name>@<alias> or models:/<name>/<version> for every file "
+                                         "(default: predict.models.<geometry> in conf/predict.yaml)")
+    predict.add_argument("--format", choices=("table", "json"), help="output format (default: predict.format)")
     predict.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: conf/tracking)")
-    coverage = commands.add_parser("coverage", help="the instrument coverages, their models and what they constrain")
-    coverage.add_argument("--format", choices=("table", "json", "markdown"), default="table")
-    coverage.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: conf/tracking)")
     return parser
 
 
@@ -93,75 +97,6 @@ def use_tracking(cfg: dict[str, Any], root: Path, uri: str | None) -> None:
     mlflow.set_registry_uri(uri)
 
 
-def preset_coverages(cfg: dict[str, Any], root: Path) -> dict[str, Coverage]:
-    """The ``conf/instrument`` presets on the configured model grid."""
-    output = cfg["simulate"]["output"]
-    grid, _ = output_grid_um(float(output["wavelength_min_um"]), float(output["wavelength_max_um"]),
-                             int(output["n_bins"]))
-    return {name: Coverage.from_config(preset, grid) for name, preset in load_presets(root / "conf").items()}
-
-
-def fitting_presets(spectra: ObservedSpectra, presets: dict[str, Coverage], min_bin_fraction: float,
-                    drop_outside: bool, alias: str) -> str:
-    """Which presets would take this spectrum, as advice appended to a coverage error."""
-    fits = []
-    for coverage in presets.values():
-        for drop in (False, True) if not drop_outside else (True,):
-            try:
-                to_coverage(spectra, coverage, min_bin_fraction, drop, coverage.registered_model)
-            except CoverageMismatch:
-                continue
-            fits.append(f"--model models:/{coverage.registered_model}@{alias}" + (" --drop-outside" if drop else ""))
-            break
-    if fits:
-        return "; coverage models that fit it: " + ", ".join(fits)
-    return "; no conf/instrument preset fits it (add conf/instrument/<name>.yaml, train `instrument=<name>`)"
-
-
-def _finite(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def spectrum_reports(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """The long prediction table as one report per spectrum."""
-    reports = []
-    dropped = table.attrs.get("dropped_rows", {})
-    for name, rows in table.groupby("spectrum", sort=False):
-        first = rows.iloc[0]
-        reports.append({
-            "spectrum": name, "coverage": first["coverage"], "instrument": first["instrument"],
-            "n_points": int(first["n_points"]), "n_dropped": int(first["n_dropped"]),
-            "dropped_rows": [row.removeprefix(f"{name} ") for row in dropped.get(name, [])],
-            "snr": _finite(first["snr"]),
-            "calibration_snr": _finite(first["calibration_snr"]),
-            "molecules": [{"molecule": r["molecule"], "probability": round(float(r["probability"]), 4),
-                           "threshold": round(float(r["threshold"]), 4), "detected": bool(r["detected"]),
-                           "constrained": bool(r["constrained"]), "verdict": r["verdict"],
-                           "min_pair_auc": _finite(round(float(r["min_pair_auc"]), 4)),
-                           "confused_with": r["confused_with"] or None} for _, r in rows.iterrows()]})
-    return reports
-
-
-def format_table(model: dict[str, Any], reports: Sequence[dict[str, Any]]) -> str:
-    lines = [f"model {model['uri']} = {model['name']} version {model['version']}, coverage {model['coverage']} "
-             f"({model['coverage_ranges']}, {model['n_bins']} bins)"]
-    for report in reports:
-        snr = "n/a" if report["snr"] is None else f"{report['snr']:.1f}"
-        more = report["n_dropped"] - 4
-        shown = report["dropped_rows"][:4] + ([f"... {more} more"] if more > 0 else [])
-        lines += ["", report["spectrum"] + (f"  [{report['instrument']}]" if report["instrument"] else ""),
-                  f"  {report['n_points']} rows used" + (f", {report['n_dropped']} dropped (outside the coverage): "
-                                                           + "; ".join(shown) if report["n_dropped"] else ""),
-                  f"  SNR {snr} (mean depth / median error on the model's bins); constraints from validation "
-                  f"spectra at SNR {report['calibration_snr']:g}",
-                  f"  {'molecule':<9}{'P(present)':>11}{'threshold':>11}  verdict"]
-        for m in report["molecules"]:
-            auc = "n/a" if m["min_pair_auc"] is None else f"{m['min_pair_auc']:.2f}"
-            why = "" if m["constrained"] else f" (cannot tell it from {m['confused_with']}: pairwise AUC {auc})"
-            lines.append(f"  {m['molecule']:<9}{m['probability']:>11.3f}{m['threshold']:>11.3f}  {m['verdict']}{why}")
-    return "\n".join(lines)
-
-
 def load_model(uri: str) -> tuple[RobertModel, ModelRef]:
     from robert.tracking.registry import load_robert_model
 
@@ -172,95 +107,158 @@ def load_model(uri: str) -> tuple[RobertModel, ModelRef]:
     return load_robert_model(uri)
 
 
-def run_predict(args: argparse.Namespace, cfg: dict[str, Any], root: Path) -> str:
-    settings = cfg["predict"]
-    matching = cfg["inference"]["observed"]
-    drop = settings["drop_outside"] if args.drop_outside is None else args.drop_outside
-    # every file is read and checked before the (slower) model load
-    spectra = [read_observed_csv(path, int(matching["min_points"])) for path in args.files]
-    uri = args.model or settings["model"]
-    use_tracking(cfg, root, args.tracking_uri)
-    model, ref = load_model(uri)
-    if model.coverage is None:
-        raise UserError(f"{uri} ({ref.version_uri}) was logged before observed-spectrum support (no coverage.json): "
-                        "retrain it with `python src/train.py`")
-    reports = []
-    for observed in spectra:
-        try:
-            table = model.predict_observed(observed, drop, model_label=f"{ref.name} v{ref.version}")
-        except CoverageMismatch as exc:
-            advice = fitting_presets(observed, preset_coverages(cfg, root), float(model.matching["min_bin_fraction"]),
-                                     drop, settings["alias"])
-            raise CoverageMismatch(f"{exc}{advice}") from None
-        reports += spectrum_reports(table)
-    coverage = model.coverage
-    summary = {"uri": uri, "name": ref.name, "version": ref.version, "coverage": coverage.name,
-               "coverage_ranges": coverage.ranges_text(), "n_bins": coverage.n_bins}
-    if (args.format or settings["format"]) == "json":
-        return json.dumps({"model": summary, "spectra": reports}, indent=2)
-    return format_table(summary, reports)
+def registry_uri() -> str:
+    import mlflow
+
+    return mlflow.get_registry_uri()
 
 
-def coverage_rows(cfg: dict[str, Any], root: Path) -> list[dict[str, Any]]:
-    """Per preset: its bins, its registered model's champion, test accuracy by SNR, what it constrains."""
+def is_registered(uri: str) -> bool:
+    """Whether the registered model a ``models:/<name>...`` URI names exists (other URIs: left to the loader)."""
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client, alias, rows = MlflowClient(), cfg["predict"]["alias"], []
-    for name, coverage in preset_coverages(cfg, root).items():
-        row: dict[str, Any] = {"coverage": name, "description": coverage.description,
-                               "wavelengths_um": coverage.ranges_text(), "n_bins": coverage.n_bins,
-                               "model": f"models:/{coverage.registered_model}@{alias}", "version": None,
-                               "test_accuracy": {}, "constrained_at_snr": None, "constrained": []}
-        try:
-            model, ref = load_model(row["model"])
-        except UserError:
-            rows.append(row)
-            continue
-        row["version"] = ref.version
-        metrics = client.get_run(ref.run_id).data.metrics
-        prefix = "test/accuracy_snr_"
-        row["test_accuracy"] = {k[len(prefix):]: v for k, v in sorted(
-            metrics.items(), key=lambda kv: float(kv[0][len(prefix):]) if kv[0][len(prefix):].replace(
-                ".", "", 1).isdigit() else math.inf) if k.startswith(prefix)}
-        if model.calibration is not None:
-            calibration = model.calibration
-            snr = calibration.training_snr or max(calibration.snr_grid)
-            index = int(constraint_snr_index(calibration.snr_grid, np.asarray([snr]))[0])
-            worst = calibration.separability()[0][index]
-            row["constrained_at_snr"] = calibration.snr_grid[index]
-            row["constrained"] = [m for m, a in zip(calibration.molecules, worst, strict=True)
-                                  if a >= calibration.min_auc]
-        rows.append(row)
-    return rows
+    match = re.match(r"^models:/(?P<name>[^/@]+)", uri)
+    if match is None:
+        return True
+    try:
+        MlflowClient().get_registered_model(match["name"])
+    except MlflowException:
+        return False
+    return True
 
 
-def format_coverage(rows: list[dict[str, Any]], markdown: bool) -> str:
-    snrs = list(dict.fromkeys(k for row in rows for k in row["test_accuracy"]))
-    header = ["coverage", "wavelengths (um)", "bins", "model", *[f"acc. SNR {s}" for s in snrs], "constrained"]
-    body = [[row["coverage"], row["wavelengths_um"].removesuffix(" um"), str(row["n_bins"]),
-             f"{row['model']} v{row['version']}" if row["version"] else f"{row['model']} (not trained)",
-             *[f"{row['test_accuracy'][s]:.3f}" if s in row["test_accuracy"] else "-" for s in snrs],
-             (f"SNR {row['constrained_at_snr']:g}: " + (", ".join(row["constrained"]) or "none"))
-             if row["constrained_at_snr"] is not None else "-"] for row in rows]
-    if markdown:
-        return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                          *["| " + " | ".join(cells) + " |" for cells in body]])
-    widths = [max(len(c) for c in column) for column in zip(header, *body, strict=True)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in [header, *body])
+@dataclass
+class LoadedModel:
+    uri: str
+    model: RobertModel
+    ref: ModelRef
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref.name} v{self.ref.version}"
+
+    def summary(self) -> dict[str, Any]:
+        """The model and the numbers its verdicts rest on (what "detected" and "not constrained" mean)."""
+        settings, references = self.model.settings or {}, self.model.references
+        return {"uri": self.uri, "name": self.ref.name, "version": self.ref.version, "geometry": self.model.geometry,
+                "threshold": settings.get("threshold"),
+                "reference_min_log10_vmr": settings.get("constraint", {}).get("min_log10_vmr"),
+                "min_chi2": None if references is None else references.min_chi2,
+                "min_detectable_fraction": None if references is None else references.min_fraction}
+
+
+class Models:
+    """The registered models this run needs, each loaded once, checked against the geometry it is asked to read."""
+
+    def __init__(self, settings: dict[str, Any], override: str | None) -> None:
+        self.settings, self.override = settings, override
+        self.loaded: dict[str, LoadedModel] = {}
+
+    def for_spectra(self, routed: Routed) -> LoadedModel:
+        uri = model_uri(routed.geometry, self.settings["models"], self.override)
+        where = f"{routed.source} ({routed.geometry}, from the {routed.geometry_from})"
+        if uri not in self.loaded:
+            if not self.override and not is_registered(uri):
+                raise UserError(f"{where}: no {routed.geometry} model yet: {uri} (predict.models.{routed.geometry}) "
+                                f"is not registered in {registry_uri()}; train it with "
+                                f"`{self.settings['trained_by'][routed.geometry]}` or pass --model")
+            try:
+                self.loaded[uri] = LoadedModel(uri, *load_model(uri))
+            except UserError as exc:
+                raise UserError(f"{where}: {exc}") from None
+        loaded = self.loaded[uri]
+        if loaded.model.geometry != routed.geometry:
+            fix = ("pass a model of that geometry with --model" if self.override else
+                   f"predict.models.{routed.geometry} in conf/predict.yaml must name a {routed.geometry} model")
+            raise UserError(f"{where}: {uri} ({loaded.label}) reads {loaded.model.geometry} spectra, not "
+                            f"{routed.geometry}: {fix}")
+        return loaded
+
+
+def _finite(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
+
+
+def spectrum_reports(table: pd.DataFrame, routed: Routed, loaded: LoadedModel) -> dict[str, dict[str, Any]]:
+    """The long prediction table (one row per spectrum and molecule) as one report per spectrum, by name."""
+    reports = {}
+    dropped = table.attrs.get("dropped_rows", {})
+    for name, rows in table.groupby("spectrum", sort=False):
+        first = rows.iloc[0]
+        reports[name] = {
+            "file": routed.source, "spectrum": name, "instrument": first["instrument"],
+            "geometry": routed.geometry, "geometry_from": routed.geometry_from, "model": loaded.uri,
+            "n_points": int(first["n_points"]), "n_dropped": int(first["n_dropped"]),
+            "dropped_rows": [row.removeprefix(f"{routed.source} ") for row in dropped.get(name, [])],
+            "snr": _finite(first["snr"], 2),
+            "molecules": [{"molecule": r["molecule"], "verdict": r["verdict"],
+                           "probability": _finite(r["probability"]), "detected": bool(r["detected"]),
+                           "constrained": bool(r["constrained"]),
+                           "detectable_fraction": _finite(r["detectable_fraction"])} for _, r in rows.iterrows()]}
+    return reports
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def format_table(models: Sequence[dict[str, Any]], reports: Sequence[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for report in reports:
+        title = report["file"] if report["spectrum"] == report["file"] else f"{report['file']}, {report['spectrum']}"
+        model = next(m for m in models if m["uri"] == report["model"])
+        dropped = report["dropped_rows"]
+        lines += [title + (f"  [{report['instrument']}]" if report["instrument"] else ""),
+                  f"  {report['geometry']} (from the {report['geometry_from']}), read by {model['uri']} "
+                  f"({model['name']} v{model['version']})",
+                  f"  {report['n_points']} rows used, {report['n_dropped']} dropped" + (":" if dropped else ""),
+                  *(f"    {row}" for row in dropped),
+                  f"  SNR {_number(report['snr'], '.1f')} (mean depth / median per-cell error on the grid)",
+                  f"  {'molecule':<10}{'verdict':<17}{'P(present)':>10}{'detectable':>12}"]
+        lines += [f"  {m['molecule']:<10}{m['verdict']:<17}{_number(m['probability'], '.3f'):>10}"
+                  f"{_number(m['detectable_fraction'], '.2f'):>12}" for m in report["molecules"]]
+        lines.append("")
+    for model in models:
+        lines.append(f"{model['uri']} ({model['name']} v{model['version']}): detected = constrained and "
+                     f"P(present) >= {_number(model['threshold'], 'g')}; detectable = share of reference "
+                     f"{model['geometry']} atmospheres holding the gas at log10 VMR >= "
+                     f"{_number(model['reference_min_log10_vmr'], 'g')} in which this coverage and these errors "
+                     f"would show it (Delta chi^2 >= {_number(model['min_chi2'], 'g')}); below "
+                     f"{_number(model['min_detectable_fraction'], 'g')}: not constrained")
+    return "\n".join(lines)
+
+
+def run_predict(args: argparse.Namespace, cfg: dict[str, Any], root: Path) -> str:
+    settings = cfg["predict"]
+    min_points = int(cfg["inference"]["observed"]["min_points"])
+    # every file is read and routed before the (slower) model loads: a bad file or a missing geometry fails fast
+    files = [(str(path), read_observed_csv(path, min_points)) for path in args.files]
+    routed = [(spectra, route(spectra, source, args.geometry)) for source, spectra in files]
+    use_tracking(cfg, root, args.tracking_uri)
+    models = Models(settings, args.model)
+    reports = []
+    for spectra, groups in routed:
+        by_name: dict[str, dict[str, Any]] = {}
+        for group in groups:
+            loaded = models.for_spectra(group)
+            table = loaded.model.predict_observed(group.spectra, model_label=loaded.label)
+            by_name |= spectrum_reports(table, group, loaded)
+        reports += [by_name[name] for name in spectra.names]  # the file's own order
+    summaries = [loaded.summary() for loaded in models.loaded.values()]
+    if (args.format or settings["format"]) == "json":
+        return json.dumps({"models": summaries, "spectra": reports}, indent=2)
+    return format_table(summaries, reports)
 
 
 @exit_on_user_error
 def run(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # store migrations would otherwise log to stderr
+    # a new store's creation and migrations would otherwise log INFO lines to stderr
+    for name in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     root = project_root()
-    cfg = load_config(root)
-    if args.command == "predict":
-        print(run_predict(args, cfg, root))
-    else:
-        use_tracking(cfg, root, args.tracking_uri)
-        rows = coverage_rows(cfg, root)
-        print(json.dumps(rows, indent=2) if args.format == "json" else format_coverage(rows, args.format == "markdown"))
+    print(run_predict(args, load_config(root), root))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,1 +1,2 @@
-"""Inference on observed spectra: reading, coverage matching, resampling, calibration, prediction."""
+"""Inference on observed spectra: reading, placing rows on the model grid, the "not constrained" test, prediction,
+the model per geometry (routing), serving."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -71,8 +72,14 @@ def served(model_uri: str, tracking_uri: str, log: Path, start_timeout_s: float 
 
 
 def post_dataframe(url: str, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> tuple[int, dict]:
-    """POST a table to ``<url>/invocations`` (``dataframe_split``); returns (HTTP status, decoded JSON)."""
-    payload: dict[str, Any] = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+    """POST a table to ``<url>/invocations`` (``dataframe_split``); returns (HTTP status, decoded JSON).
+
+    Numbers go as Python writes floats (shortest repr, exact round trip), not as ``DataFrame.to_json`` does (10
+    significant digits): a bin edge that lies on a grid cell centre must not move to the other side of it.
+    """
+    split = frame.to_dict(orient="split", index=False)
+    data = [[None if isinstance(v, float) and math.isnan(v) else v for v in row] for row in split["data"]]
+    payload: dict[str, Any] = {"dataframe_split": {"columns": split["columns"], "data": data}}
     if params:
         payload["params"] = params
     request = urllib.request.Request(f"{url}/invocations", data=json.dumps(payload).encode(),
