@@ -187,14 +187,22 @@ def h_minus_coefficients(temperature_K: torch.Tensor, layer_bar: torch.Tensor, c
     return (torch.where(keep[..., None], ff, 0.0).to(dtype), torch.where(keep, bf, 0.0).to(dtype))
 
 
-def add_h_minus(dtau: torch.Tensor, ff_coef: torch.Tensor, ff_rows: torch.Tensor, bf_coef: torch.Tensor,
-                bf_sigma: torch.Tensor, bf_c2nu: torch.Tensor, temperature_K: torch.Tensor, bf_start: int
-                ) -> torch.Tensor:
-    """dtau (B, L, W) plus the H- optical depth; the bound-free part only on the wavenumbers >= bf_start."""
-    dtau = dtau + torch.matmul(ff_coef, ff_rows)
+def continuum_optical_depth(rayleigh_coef: torch.Tensor, rayleigh: torch.Tensor, ff_coef: torch.Tensor,
+                            ff_rows: torch.Tensor, bf_coef: torch.Tensor, bf_sigma: torch.Tensor,
+                            bf_c2nu: torch.Tensor, temperature_K: torch.Tensor, bf_start: int) -> torch.Tensor:
+    """Rayleigh plus H- optical depth (B, L, W): the start of each layer's sum, as one pass when compiled.
+
+    The Rayleigh term is :func:`robert.physics.opacity.layer_optical_depth`'s own start, taken in here so
+    that H- costs no extra pass over (B, L, W). The free-free part is a sum of K products, not a matrix
+    product (K = 5 is too small for one to pay); the bound-free part exists from ``bf_start`` on and is
+    padded with zeros below it (padding fuses; an in-place slice update or a concatenation did not, measured).
+    """
+    dtau = rayleigh_coef[..., None] * rayleigh
+    for k in range(ff_rows.shape[0]):
+        dtau = dtau + ff_coef[..., k, None] * ff_rows[k]
     stimulated = -torch.expm1(-bf_c2nu / temperature_K[..., None])  # 1 - exp(-h c nu / k T)
     bound_free = bf_coef[..., None] * bf_sigma * stimulated
-    return torch.cat([dtau[..., :bf_start], dtau[..., bf_start:] + bound_free], dim=-1)
+    return dtau + torch.nn.functional.pad(bound_free, (bf_start, 0))
 
 
 class HMinusContinuum:
@@ -222,7 +230,8 @@ class HMinusContinuum:
         return kernel(temperature_K, layer_bar, column_cm2, h_vmr, h_nuclei_vmr, self.powers, self.ff_row_max,
                       self.bf_row_max, self.sigma_unit_cm2)
 
-    def add(self, dtau: torch.Tensor, ff_coef: torch.Tensor, bf_coef: torch.Tensor, temperature_K: torch.Tensor,
-            kernel=add_h_minus) -> torch.Tensor:
-        return kernel(dtau, ff_coef, self.ff_rows, bf_coef, self.bf_sigma, self.bf_c2nu,
-                      temperature_K.to(dtau.dtype), self.bf_start)
+    def start(self, rayleigh_coef: torch.Tensor, rayleigh: torch.Tensor, ff_coef: torch.Tensor,
+              bf_coef: torch.Tensor, temperature_K: torch.Tensor, kernel=continuum_optical_depth) -> torch.Tensor:
+        """:func:`continuum_optical_depth` on this grid: Rayleigh and H-, (B, L, W)."""
+        return kernel(rayleigh_coef, rayleigh, ff_coef, self.ff_rows, bf_coef, self.bf_sigma, self.bf_c2nu,
+                      temperature_K.to(ff_coef.dtype), self.bf_start)

@@ -38,7 +38,7 @@ from robert.physics.emission import flux_from_optical_depth, gauss_legendre_mu, 
 from robert.physics.h_minus import (
     K_B_CGS,
     HMinusContinuum,
-    add_h_minus,
+    continuum_optical_depth,
     electron_density_cm3,
     h_minus_coefficients,
     saha_h_minus_cm2_dyn,
@@ -87,7 +87,7 @@ class ForwardModel:
         self.h_minus = HMinusContinuum(nu, SIGMA_UNIT_CM2, device, dtype) if settings.h_minus else None
         if self.h_minus is not None:
             # the electron Saha solve is ~100 small (B, L) ops: fused it costs little next to the (B, L, W) work
-            self._eager.update(h_minus_coefficients=h_minus_coefficients, add_h_minus=add_h_minus)
+            self._eager.update(h_minus_coefficients=h_minus_coefficients, continuum=continuum_optical_depth)
 
     def _compile_kernels(self) -> None:
         """Subclasses add their kernels to ``_eager`` first; compiled copies when ``simulate.compile``."""
@@ -193,16 +193,18 @@ class ForwardModel:
         # gases absent from every spectrum of the chunk add nothing: skip their table look-ups (for
         # single-gas datasets that is most of the molecules); eager, as the group count varies by chunk
         present = coef.flatten(1).any(dim=1)
-        dtau = layer_optical_depth(self.opacity.rows, index[present], weight[present], coef[present], rayleigh_coef,
-                                   self.opacity.rayleigh, accumulate=self._kernels["accumulate"])
+        start = None
         if self.h_minus is not None:
             h, nuclei = self.hydrogen_vmr(layer_temperature_K, active_vmr, comp)
             ff, bf = self.h_minus.coefficients(layer_temperature_K, self.layer_bar, column, h, nuclei,
                                                kernel=self._kernels["h_minus_coefficients"])
-            # a chunk whose layers all lack free electrons (a cool planet) skips the (B, L, W) pass: the
-            # coefficients are exactly 0 there, so the result does not depend on the chunk's other spectra
-            if bool(bf.any()) or bool(ff.any()):
-                dtau = self.h_minus.add(dtau, ff, bf, layer_temperature_K, kernel=self._kernels["add_h_minus"])
+            # a chunk whose layers all lack free electrons (a cool planet) keeps the Rayleigh-only start: its
+            # coefficients are exactly 0, so the result does not depend on the chunk's other spectra
+            if bool(bf.any() | ff.any()):
+                start = self.h_minus.start(rayleigh_coef, self.opacity.rayleigh, ff, bf, layer_temperature_K,
+                                           kernel=self._kernels["continuum"])
+        dtau = layer_optical_depth(self.opacity.rows, index[present], weight[present], coef[present], rayleigh_coef,
+                                   self.opacity.rayleigh, accumulate=self._kernels["accumulate"], start=start)
         return dtau, comp
 
     def depth_from_profiles(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor,

@@ -178,13 +178,15 @@ def accumulate_group(dtau: torch.Tensor, rows: torch.Tensor, index: torch.Tensor
 
 def layer_optical_depth(rows: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, coef: torch.Tensor,
                         rayleigh_coef: torch.Tensor, rayleigh: torch.Tensor,
-                        accumulate: Callable[..., torch.Tensor] = accumulate_group) -> torch.Tensor:
+                        accumulate: Callable[..., torch.Tensor] = accumulate_group,
+                        start: torch.Tensor | None = None) -> torch.Tensor:
     """Vertical optical depth of every layer, (B, L, W), from a :meth:`LayerOpacity.gather_plan`.
 
     ``accumulate`` may be a compiled :func:`accumulate_group` (same shapes for every group, so it
-    compiles once however many groups a chunk has).
+    compiles once however many groups a chunk has). ``start``: the Rayleigh term with any other continuum
+    already in it (the H- kernel computes both in one pass); default the Rayleigh term alone.
     """
-    dtau = rayleigh_coef[..., None] * rayleigh
+    dtau = rayleigh_coef[..., None] * rayleigh if start is None else start
     for g in range(index.shape[0]):  # a handful of groups (molecules + CIA), not layers
         dtau = accumulate(dtau, rows, index[g], weight[g], coef[g])
     return dtau
