@@ -100,6 +100,18 @@ def test_dissociation_puffs_up_an_ultra_hot_atmosphere(tiny_cache) -> None:
     assert top["on"] > 1.2 * top["off"]
 
 
+def test_every_planet_from_temperate_to_ultra_hot_simulates(tiny_cache) -> None:
+    from robert.physics.planet import available_planets, load_planet
+
+    planets = available_planets()
+    teq = sorted(load_planet(p).equilibrium_temperature_K for p in planets)
+    assert teq[0] < 450 and teq[-1] > 2600  # the prior spans ~400 K (TOI-270 d) to ~2600 K (WASP-189 b)
+    for planet in planets:
+        for geometry in ("emission", "transmission"):
+            depth = spectra(tiny_model(tiny_cache, planet, geometry), n=4)
+            assert np.all(np.isfinite(depth)) and np.all(depth > 0), (planet, geometry)
+
+
 def write_reference(path: Path) -> None:
     """Compute the reference spectra with whatever code is on PYTHONPATH (see the module docstring)."""
     import tempfile
