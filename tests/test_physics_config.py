@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from robert.errors import UserError
-from robert.physics.config import load_simulate_config
+from robert.physics.config import CONF_DIR, load_simulate_config
 from robert.physics.planet import (
     available_planets,
     load_planet,
@@ -62,9 +64,12 @@ def test_planet_needs_one_radius_unit() -> None:
     ("output.binning=frequency", "simulate.output.binning"),
     ("dtype=float16", "simulate.dtype"),
     ("device=gpu0", "simulate.device"),
+    ("chemistry.dissociation=maybe", "simulate.chemistry.dissociation must be true or false, got 'maybe'"),
+    ("continuum.h_minus=1", "simulate.continuum.h_minus must be true or false, got 1"),
+    ("continuum.hminus=false", "simulate.continuum has unknown key(s) hminus; expected: h_minus"),
 ])
 def test_bad_config_names_the_field(override: str, field: str) -> None:
-    with pytest.raises(UserError, match=field.replace(".", r"\.")):
+    with pytest.raises(UserError, match=re.escape(field)):
         load_simulate_config(overrides=[override])
 
 
@@ -74,3 +79,19 @@ def test_default_config_is_valid() -> None:
     assert (settings.n_bins, settings.wavelength_min_um, settings.wavelength_max_um) == (901, 1.0, 20.0)
     with pytest.raises(UserError, match="unknown simulate config"):
         load_simulate_config("nope")
+    # the physics of ultra-hot day sides is on by default ...
+    assert settings.dissociation and settings.h_minus
+
+
+def test_absent_physics_switches_mean_off_and_a_bad_section_is_one_line() -> None:
+    from omegaconf import OmegaConf
+
+    from robert.physics.config import SimulateSettings, _compose_simulate_file
+
+    cfg = OmegaConf.to_container(_compose_simulate_file("default", CONF_DIR))
+    del cfg["chemistry"], cfg["continuum"]  # a config written before they existed: the spectra of before
+    settings = SimulateSettings.from_config(cfg)
+    assert not settings.dissociation and not settings.h_minus
+    cfg["chemistry"] = "on"
+    with pytest.raises(UserError, match=r"^simulate\.chemistry must be a mapping"):
+        SimulateSettings.from_config(cfg)

@@ -64,7 +64,7 @@ def test_isothermal_float32_to_1e4() -> None:
 
 
 def test_no_opacity_gives_bottom_blackbody() -> None:
-    model = make_model(peak_cm2=0.0)
+    model = make_model("continuum.h_minus=false", peak_cm2=0.0)  # no opacity at all: H- is an opacity too
     model.opacity.rows.zero_()
     model.opacity.rayleigh.zero_()
     params = guillot(3, 0.3, model)

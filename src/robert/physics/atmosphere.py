@@ -6,6 +6,8 @@ the geometric mean of its boundaries. The planet radius Rp sits at the bottom le
 Each layer is isothermal, so hydrostatic balance dP/P = -mu m_u g(r) dr / (k T) with g = G Mp / r^2
 integrates exactly to 1/r_top - 1/r_bottom = k T ln(P_bottom / P_top) / (mu m_u G Mp).
 Column densities use the exact hydrostatic column mass dP / g, so they need no altitude quadrature.
+The mean molecular weight is one per spectrum (B,), or one per layer (B, L) where thermal dissociation
+makes it vary with height (:mod:`robert.physics.chemistry`); within a layer it is constant either way.
 """
 
 from __future__ import annotations
@@ -31,17 +33,22 @@ def layer_pressures_bar(levels_bar: np.ndarray) -> np.ndarray:
     return np.sqrt(levels_bar[:-1] * levels_bar[1:])
 
 
+def per_layer(mmw_amu: torch.Tensor) -> torch.Tensor:
+    """(B, 1) for one mean molecular weight per spectrum, (B, L) unchanged: broadcasts against (B, L)."""
+    return mmw_amu[:, None] if mmw_amu.dim() == 1 else mmw_amu
+
+
 def inverse_radius_at_pressures(
     pressure_bar: torch.Tensor, levels_bar: torch.Tensor, temperature_K: torch.Tensor,
     mmw_amu: torch.Tensor, planet: Planet,
 ) -> torch.Tensor:
     """1/r [1/m] at ``pressure_bar`` (P,) inside the layered isothermal atmosphere, batched: (B, P).
 
-    ``temperature_K`` (B, L) per layer, ``mmw_amu`` (B,). Pressures outside the grid are clamped.
+    ``temperature_K`` (B, L) per layer, ``mmw_amu`` (B,) or (B, L). Pressures outside the grid are clamped.
     """
     log_levels = torch.log(levels_bar)
     # step in 1/r across each whole layer, bottom layer first, accumulated upwards from 1/Rp
-    scale = K_B_SI * temperature_K / (mmw_amu[:, None] * AMU_KG * G_SI * planet.mass_kg)  # (B, L) [m^-1]
+    scale = K_B_SI * temperature_K / (per_layer(mmw_amu) * AMU_KG * G_SI * planet.mass_kg)  # (B, L) [m^-1]
     step = scale * (log_levels[1:] - log_levels[:-1])
     below = torch.flip(torch.cumsum(torch.flip(step, [1]), 1), [1]) - step  # sum over layers below each layer
     log_p = torch.log(pressure_bar).clamp(log_levels[0], log_levels[-1])
@@ -65,7 +72,7 @@ def layer_column_density_cm2(levels_bar: torch.Tensor, layer_bar: torch.Tensor, 
     # an unbound atmosphere (1/r <= 0) only happens for absurd priors; keep g small but positive there
     gravity = G_SI * planet.mass_kg * torch.clamp(inv_r, min=1e-3 / planet.radius_m) ** 2
     dp_pa = (levels_bar[1:] - levels_bar[:-1]) * BAR_PA
-    return dp_pa / (mmw_amu[:, None] * AMU_KG * gravity) * 1e-4  # m^-2 -> cm^-2
+    return dp_pa / (per_layer(mmw_amu) * AMU_KG * gravity) * 1e-4  # m^-2 -> cm^-2
 
 
 def number_density_cm3(layer_bar: torch.Tensor, temperature_K: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,8 @@ Every user mistake (bad count, inverted range, unknown choice) raises :class:`Us
 config field (``simulate.<field>``) and what is allowed. Configs are OmegaConf nodes or plain mappings.
 ``geometry`` and ``clouds`` are optional: absent means emission without clouds, so the emission
 configs (and the hashes of the datasets made from them) stay as they were before transmission existed.
+Likewise ``chemistry.dissociation`` and ``continuum.h_minus``: absent means off (the spectra of before
+they existed); ``conf/simulate/default.yaml`` switches both on.
 """
 
 from __future__ import annotations
@@ -56,6 +58,22 @@ def value_range(cfg: Mapping[str, Any], field: str) -> tuple[float, float]:
     if low > high:
         raise UserError(f"simulate.{field} is inverted ({low} > {high}); expected [low, high] with low <= high")
     return low, high
+
+
+def optional_flag(cfg: Mapping[str, Any], section: str, key: str) -> bool:
+    """``simulate.<section>.<key>``: true or false, absent = false; a misspelt key is an error, not 'off'."""
+    node = cfg.get(section)
+    if node is None:
+        return False
+    if not isinstance(node, Mapping):
+        raise UserError(f"simulate.{section} must be a mapping (e.g. {section}: {{{key}: true}}), got {node!r}")
+    unknown = sorted(set(node) - {key})
+    if unknown:
+        raise UserError(f"simulate.{section} has unknown key(s) {', '.join(map(str, unknown))}; expected: {key}")
+    value = node.get(key, False)
+    if not isinstance(value, bool):
+        raise UserError(f"simulate.{section}.{key} must be true or false, got {value!r}")
+    return value
 
 
 def choice(cfg: Mapping[str, Any], field: str, allowed: Sequence[str]) -> str:
@@ -112,6 +130,8 @@ class SimulateSettings:
     dtype: torch.dtype
     geometry: str = "emission"
     clouds: CloudPrior = NO_CLOUDS
+    dissociation: bool = False  # chemistry.dissociation: Parmentier et al. 2018 (robert.physics.dissociation)
+    h_minus: bool = False       # continuum.h_minus: John 1988 (robert.physics.h_minus)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | DictConfig) -> SimulateSettings:
@@ -164,7 +184,9 @@ class SimulateSettings:
                    n_bins=positive_int(cfg, "output.n_bins"),
                    binning=choice(cfg, "output.binning", ("wavenumber", "wavelength")),
                    spectral_stride=positive_int(cfg, "spectral_stride"), chunk_size=positive_int(cfg, "chunk_size"),
-                   compile=compile_flag, device=device, dtype=dtype, geometry=geometry, clouds=clouds)
+                   compile=compile_flag, device=device, dtype=dtype, geometry=geometry, clouds=clouds,
+                   dissociation=optional_flag(cfg, "chemistry", "dissociation"),
+                   h_minus=optional_flag(cfg, "continuum", "h_minus"))
 
 
 def _cloud_prior(cfg: Mapping[str, Any], geometry: str, top_bar: float, bottom_bar: float) -> CloudPrior:

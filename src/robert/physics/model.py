@@ -1,7 +1,9 @@
 """Batched forward models: eclipse depths (``EmissionModel``) or transit depths (``TransmissionModel``).
 
 Both compose the same separable pieces up to the layers' vertical optical depths: profiles ->
-chemistry -> atmosphere (column densities) -> opacity (gathered cross-sections, CIA, Rayleigh); they
+chemistry (free, or thermally dissociated layer by layer: ``simulate.chemistry.dissociation``) ->
+atmosphere (column densities) -> opacity (gathered cross-sections, CIA, Rayleigh, and the H- continuum
+with ``simulate.continuum.h_minus``); they
 differ only in the geometry after that: emission (Gauss-Legendre flux, binned planet flux over the
 binned stellar blackbody, Fp/Fs (Rp/Rs)^2) or transmission (chord optical depths through the shells,
 :mod:`robert.physics.transmission`, binned transit depth). :func:`forward_model` picks one from
@@ -23,11 +25,31 @@ import torch
 from robert.opacity.cia import CiaTable
 from robert.opacity.xsec_hdf5 import CrossSectionTable
 from robert.physics import atmosphere, binning
-from robert.physics.chemistry import Composition, free_chemistry
+from robert.physics.chemistry import (
+    Composition,
+    dissociated_chemistry,
+    dissociated_hydrogen,
+    dissociation_fits,
+    free_chemistry,
+)
 from robert.physics.clouds import NO_CLOUD_BAR
 from robert.physics.config import SimulateSettings
 from robert.physics.emission import flux_from_optical_depth, gauss_legendre_mu, planck_wavenumber
-from robert.physics.opacity import LayerOpacity, accumulate_group, layer_optical_depth, load_cache
+from robert.physics.h_minus import (
+    K_B_CGS,
+    HMinusContinuum,
+    continuum_optical_depth,
+    electron_density_cm3,
+    h_minus_coefficients,
+    saha_h_minus_cm2_dyn,
+)
+from robert.physics.opacity import (
+    SIGMA_UNIT_CM2,
+    LayerOpacity,
+    accumulate_group,
+    layer_optical_depth,
+    load_cache,
+)
 from robert.physics.planet import Planet, planet_from_config
 from robert.physics.priors import TemperatureParameters
 from robert.physics.profiles import guillot_profile, isothermal_profile
@@ -57,9 +79,15 @@ class ForwardModel:
         self.wavenumber_grid_cm = nu  # float64 numpy copy of the internal grid
         self.profile_bar = torch.cat([self.layer_bar, self.levels_bar[-1:]])  # layers + bottom boundary
         self.binning = binning.to_sparse(binning.binning_matrix(nu, edges_um, settings.binning), device, dtype)
+        self.log10_layer_bar = torch.log10(self.layer_bar)
+        self.dissociation_fits = dissociation_fits(self.molecules)
         # the hot loops are fused C++/Triton kernels; chunk shapes are fixed, so each compiles once
         self._eager: dict[str, Callable[..., torch.Tensor]] = {"accumulate": accumulate_group}
         self._kernels: dict[str, Callable[..., torch.Tensor]] = {}
+        self.h_minus = HMinusContinuum(nu, SIGMA_UNIT_CM2, device, dtype) if settings.h_minus else None
+        if self.h_minus is not None:
+            # the electron Saha solve is ~100 small (B, L) ops: fused it costs little next to the (B, L, W) work
+            self._eager.update(h_minus_coefficients=h_minus_coefficients, continuum=continuum_optical_depth)
 
     def _compile_kernels(self) -> None:
         """Subclasses add their kernels to ``_eager`` first; compiled copies when ``simulate.compile``."""
@@ -109,10 +137,54 @@ class ForwardModel:
             self._kernels = dict(self._eager)
             return chunk(*args)
 
+    def composition(self, layer_temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> Composition:
+        """Free chemistry, or per layer (B, L) with ``simulate.chemistry.dissociation`` (deep VMRs as sampled)."""
+        if self.settings.dissociation:
+            return dissociated_chemistry(active_vmr, self.opacity.mass_amu, self.settings.he_h2_ratio,
+                                         self.dissociation_fits, layer_temperature_K, self.log10_layer_bar)
+        return free_chemistry(active_vmr, self.opacity.mass_amu, self.settings.he_h2_ratio)
+
+    def hydrogen_vmr(self, layer_temperature_K: torch.Tensor, active_vmr: torch.Tensor, comp: Composition
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Atomic H and all H nuclei per particle, (B, L) each: the H- continuum's hydrogen.
+
+        With dissociation off the molecules and the mean molecular weight stay undissociated, but H- still
+        takes its atomic H from the same H2 dissociation fit (there is no H- without atomic H).
+        """
+        if comp.h_vmr is not None:
+            return comp.h_vmr, 2.0 * comp.h2_vmr + comp.h_vmr
+        filler = torch.clamp(1.0 - active_vmr.sum(-1, keepdim=True), min=0.0)
+        h2, h = dissociated_hydrogen(filler, 0.0, self.settings.he_h2_ratio, layer_temperature_K,
+                                     self.log10_layer_bar)
+        return h, 2.0 * h2 + h
+
+    @torch.no_grad()
+    def layer_mixing_ratios(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's volume mixing ratios per layer, (B, L) each, for (B, L + 1) temperatures and deep VMRs.
+
+        The active gases, H2, He and, with dissociation or H-, atomic H; with H- also e- and H-. For
+        inspection and validation (TauREx is handed these); the forward model does not call it.
+        """
+        t = temperature_K[:, :-1]
+        comp = self.composition(t, active_vmr)
+        per_layer = lambda x: x if x.dim() == 2 else x[:, None].expand_as(t)  # noqa: E731
+        out = {m: per_layer(comp.active_vmr[:, i]) for i, m in enumerate(self.molecules)}
+        out.update(H2=per_layer(comp.h2_vmr), He=per_layer(comp.he_vmr))
+        if comp.h_vmr is not None:
+            out["H"] = comp.h_vmr
+        if self.h_minus is not None:
+            h, nuclei = self.hydrogen_vmr(t, active_vmr, comp)
+            density = atmosphere.number_density_cm3(self.layer_bar, t).double()
+            electrons = electron_density_cm3(t, density, h, nuclei)
+            pressure = electrons * K_B_CGS * t.double()
+            out.update({"H": h, "e-": (electrons / density).to(t.dtype),
+                        "H-": (h * pressure * saha_h_minus_cm2_dyn(t.double())).to(t.dtype)})
+        return out
+
     def layer_optical_depth(self, layer_temperature_K: torch.Tensor, active_vmr: torch.Tensor
                             ) -> tuple[torch.Tensor, Composition]:
         """Vertical optical depth of every layer (B, L, W) and the composition, for (B, L) layer temperatures."""
-        comp = free_chemistry(active_vmr, self.opacity.mass_amu, self.settings.he_h2_ratio)
+        comp = self.composition(layer_temperature_K, active_vmr)
         column = atmosphere.layer_column_density_cm2(self.levels_bar, self.layer_bar, layer_temperature_K,
                                                      comp.mmw_amu, self.planet)
         density = atmosphere.number_density_cm3(self.layer_bar, layer_temperature_K)
@@ -121,8 +193,18 @@ class ForwardModel:
         # gases absent from every spectrum of the chunk add nothing: skip their table look-ups (for
         # single-gas datasets that is most of the molecules); eager, as the group count varies by chunk
         present = coef.flatten(1).any(dim=1)
+        start = None
+        if self.h_minus is not None:
+            h, nuclei = self.hydrogen_vmr(layer_temperature_K, active_vmr, comp)
+            ff, bf = self.h_minus.coefficients(layer_temperature_K, self.layer_bar, column, h, nuclei,
+                                               kernel=self._kernels["h_minus_coefficients"])
+            # a chunk whose layers all lack free electrons (a cool planet) keeps the Rayleigh-only start: its
+            # coefficients are exactly 0, so the result does not depend on the chunk's other spectra
+            if bool(bf.any() | ff.any()):
+                start = self.h_minus.start(rayleigh_coef, self.opacity.rayleigh, ff, bf, layer_temperature_K,
+                                           kernel=self._kernels["continuum"])
         dtau = layer_optical_depth(self.opacity.rows, index[present], weight[present], coef[present], rayleigh_coef,
-                                   self.opacity.rayleigh, accumulate=self._kernels["accumulate"])
+                                   self.opacity.rayleigh, accumulate=self._kernels["accumulate"], start=start)
         return dtau, comp
 
     def depth_from_profiles(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor,

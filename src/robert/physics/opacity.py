@@ -147,19 +147,25 @@ class LayerOpacity:
 
         Group g < M is molecule g (coefficient x_g N, N the layer column), the last group is CIA
         (coefficient x_H2^2 n N); optical depth = sum_g coef (row_i + w (row_(i+1) - row_i)) + coef_R sigma_R.
+        Mixing ratios are per spectrum (``active_vmr`` (B, M), ``h2_vmr`` (B,)) or, with thermal dissociation,
+        per layer ((B, M, L), (B, L)). The CIA and Rayleigh rows fold He in as x_He = r x_H2: where H2
+        dissociates x_He / x_H2 exceeds r, so H2-He CIA and He Rayleigh are there underestimated (APPROXIMATE;
+        H- dominates the continuum in those layers).
         """
         column = column_cm2 * SIGMA_UNIT_CM2
+        layered = active_vmr.dim() == 3
         index, weight, coef = [], [], []
         for m, grid in enumerate(self.t_grids):
             i, w = interpolation_weights(grid, temperature_K)
             index.append(self.row_offsets[m] + self.layer_index * self.n_t[m] + i)
             weight.append(w)
-            coef.append(active_vmr[:, m, None] * column)
+            coef.append((active_vmr[:, m] if layered else active_vmr[:, m, None]) * column)
         i, w = interpolation_weights(self.cia_t_grid, temperature_K)
         index.append(self.cia_offset + i)
         weight.append(w)
-        rayleigh_coef = h2_vmr[:, None] * column
-        coef.append(h2_vmr[:, None] * rayleigh_coef * (number_density_cm3 * DENSITY_UNIT_CM3))
+        h2 = h2_vmr if h2_vmr.dim() == 2 else h2_vmr[:, None]
+        rayleigh_coef = h2 * column
+        coef.append(h2 * rayleigh_coef * (number_density_cm3 * DENSITY_UNIT_CM3))
         return torch.stack(index), torch.stack(weight), torch.stack(coef), rayleigh_coef
 
 
@@ -172,13 +178,15 @@ def accumulate_group(dtau: torch.Tensor, rows: torch.Tensor, index: torch.Tensor
 
 def layer_optical_depth(rows: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, coef: torch.Tensor,
                         rayleigh_coef: torch.Tensor, rayleigh: torch.Tensor,
-                        accumulate: Callable[..., torch.Tensor] = accumulate_group) -> torch.Tensor:
+                        accumulate: Callable[..., torch.Tensor] = accumulate_group,
+                        start: torch.Tensor | None = None) -> torch.Tensor:
     """Vertical optical depth of every layer, (B, L, W), from a :meth:`LayerOpacity.gather_plan`.
 
     ``accumulate`` may be a compiled :func:`accumulate_group` (same shapes for every group, so it
-    compiles once however many groups a chunk has).
+    compiles once however many groups a chunk has). ``start``: the Rayleigh term with any other continuum
+    already in it (the H- kernel computes both in one pass); default the Rayleigh term alone.
     """
-    dtau = rayleigh_coef[..., None] * rayleigh
+    dtau = rayleigh_coef[..., None] * rayleigh if start is None else start
     for g in range(index.shape[0]):  # a handful of groups (molecules + CIA), not layers
         dtau = accumulate(dtau, rows, index[g], weight[g], coef[g])
     return dtau

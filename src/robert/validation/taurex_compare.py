@@ -5,6 +5,10 @@ Each case hands TauREx our planet, star, pressure levels, temperature profile (i
 log P at TauREx's own layer pressures, which are the same geometric means as ours) and
 constant mixing ratios over an H2/He fill, to its ``EmissionModel`` or ``TransmissionModel``
 (our model's ``simulate.geometry``; a cloud deck becomes its ``SimpleCloudsContribution``).
+With thermal dissociation and the H- continuum on (``simulate.chemistry.dissociation``,
+``simulate.continuum.h_minus``; both or neither), TauREx gets our per-layer mixing ratios (every gas,
+He, atomic H and e-; H2 fills the rest) and its ``HydrogenIon`` contribution, with John's bound-free
+polynomial in place of its own mistyped one (:func:`john_hydrogen_ion`).
 Emission: TauREx's emergent Fp/Fs on the cache grid is turned back into planet flux with the same
 stellar blackbody and binned with *our* binning matrix; transmission: its transit depth is binned
 with our matrix directly. Any difference left is the radiative transfer and atmosphere code, not
@@ -28,6 +32,7 @@ from robert.physics import binning
 from robert.physics.clouds import NO_CLOUD_BAR, sample_cloud_top_pressure_bar
 from robert.physics.config import SimulateSettings
 from robert.physics.emission import planck_wavenumber
+from robert.physics.h_minus import BOUND_FREE_C
 from robert.physics.model import ForwardModel
 from robert.physics.planet import Planet
 from robert.physics.priors import sample_parameters
@@ -63,6 +68,7 @@ class TaurexCase:
     temperature_K: np.ndarray  # on profile_bar
     vmr: dict[str, float]
     cloud_top_bar: float = NO_CLOUD_BAR  # transmission only
+    layer_vmr: dict[str, np.ndarray] | None = None  # per layer, top first: with dissociation and H-
 
     @property
     def geometry(self) -> str:
@@ -71,16 +77,45 @@ class TaurexCase:
     @classmethod
     def from_model(cls, model: ForwardModel, temperature_K: np.ndarray, vmr: dict[str, float],
                    cloud_top_bar: float = NO_CLOUD_BAR) -> TaurexCase:
-        return cls(model.planet, model.settings, model.wavenumber_cm.double().cpu().numpy(),
+        settings, layer_vmr = model.settings, None
+        if settings.dissociation != settings.h_minus:
+            raise UserError("the TauREx comparison needs simulate.chemistry.dissociation and "
+                            "simulate.continuum.h_minus both on or both off")
+        if settings.dissociation:
+            x = torch.zeros(1, len(model.molecules), dtype=settings.dtype, device=settings.device)
+            for name, value in vmr.items():
+                x[0, model.molecules.index(name)] = value
+            t = torch.as_tensor(np.asarray(temperature_K), dtype=settings.dtype, device=settings.device)[None]
+            layer_vmr = {name: profile[0].double().cpu().numpy()
+                         for name, profile in model.layer_mixing_ratios(t, x).items() if name != "H-"}
+        return cls(model.planet, settings, model.wavenumber_cm.double().cpu().numpy(),
                    model.profile_bar.double().cpu().numpy(), np.asarray(temperature_K, dtype=float), vmr,
-                   float(cloud_top_bar))
+                   float(cloud_top_bar), layer_vmr)
+
+
+def john_hydrogen_ion():
+    """TauREx 3's ``HydrogenIon`` contribution with John's (1988, eq. 5) bound-free polynomial.
+
+    TauREx 3.3.2 lists the coefficients as 1, 52.519, 49.534, ... with powers n/2 from n = 0, where John's
+    are C_1..C_6 = 152.519, 49.534, -118.858, ... with powers (n - 1)/2: 4.4x too small a cross-section at
+    1 um (tests/test_taurex_h_minus.py). Everything else, free-free included, is TauREx's own.
+    """
+    from taurex.contributions.hm import HydrogenIon
+
+    class JohnHydrogenIon(HydrogenIon):
+        def f(self, lamb: np.ndarray) -> np.ndarray:
+            x = 1.0 / lamb - 1.0 / self.photo_thresh
+            with np.errstate(invalid="ignore"):  # beyond the threshold: NaN, zeroed by TauREx's sigma_pd
+                return sum(c * x ** (n / 2) for n, c in enumerate(BOUND_FREE_C))
+
+    return JohnHydrogenIon()
 
 
 def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
     """TauREx's spectrum on ``case.wavenumber_cm`` (Fp/Fs for emission, (R/Rs)^2 for transmission), and the
     seconds its forward model took (after ``build``)."""
     from astropy import units as u
-    from taurex.chemistry import ConstantGas, TaurexChemistry
+    from taurex.chemistry import ArrayGas, ConstantGas, TaurexChemistry
     from taurex.contributions import (
         AbsorptionContribution,
         CIAContribution,
@@ -95,10 +130,16 @@ def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
     from taurex.stellar import BlackbodyStar
 
     planet, settings = case.planet, case.settings
-    chemistry = TaurexChemistry(fill_gases=["H2", "He"], ratio=settings.he_h2_ratio)
-    for name, x in case.vmr.items():
-        if x > 0:
-            chemistry.addGas(ConstantGas(name, mix_ratio=float(x)))
+    if case.layer_vmr is None:
+        chemistry = TaurexChemistry(fill_gases=["H2", "He"], ratio=settings.he_h2_ratio)
+        for name, x in case.vmr.items():
+            if x > 0:
+                chemistry.addGas(ConstantGas(name, mix_ratio=float(x)))
+    else:  # our layers' mixing ratios, each gas as it is (He, H, e- too); H2 fills what they leave, as ours
+        chemistry = TaurexChemistry(fill_gases=["H2"])
+        for name, profile in case.layer_vmr.items():
+            if name != "H2" and np.any(profile > 0):
+                chemistry.addGas(ArrayGas(name, mix_ratio_array=list(profile[::-1])))  # TauREx: bottom first
     geometry = {"emission": lambda **kw: TaurexEmission(ngauss=settings.n_angles, **kw),
                 "transmission": TaurexTransmission}[case.geometry]
     tx = geometry(
@@ -116,6 +157,8 @@ def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
     tx.add_contribution(AbsorptionContribution())
     tx.add_contribution(CIAContribution(cia_pairs=["H2-H2", "H2-He"]))
     tx.add_contribution(RayleighContribution())
+    if case.layer_vmr is not None and "e-" in case.layer_vmr:
+        tx.add_contribution(john_hydrogen_ion())
     if np.isfinite(case.cloud_top_bar):
         tx.add_contribution(SimpleCloudsContribution(clouds_pressure=case.cloud_top_bar * PA_PER_BAR))
     tx.build()
