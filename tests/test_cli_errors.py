@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
 
+from helpers.config import ROOT
 from helpers.inference import run_cli, run_command, the_error_line
 from helpers.scripts import run_script
 
