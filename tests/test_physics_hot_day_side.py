@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from conftest import compose_config
+
 from robert.physics.model import ForwardModel, forward_model_from_config
 from robert.physics.priors import sample_parameters
 
@@ -117,6 +117,7 @@ def write_reference(path: Path) -> None:
     import tempfile
 
     from conftest import ROOT
+
     from robert.opacity.build import build_cache
 
     with tempfile.TemporaryDirectory() as cache:
