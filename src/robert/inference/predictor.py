@@ -49,9 +49,6 @@ def layouts(spectra: ObservedSpectra) -> list[list[int]]:
     return list(groups.values())
 
 
-def _row_median(values: np.ndarray) -> np.ndarray:
-    """Median of each row's finite values."""
-    return np.nanmedian(np.where(np.isfinite(values), values, np.nan), axis=1)
 
 
 def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndarray,
@@ -81,7 +78,8 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
         observed = observation.mask.numpy()
         mean_depth = np.where(observed, values, 0).sum(1) / observed.sum(1)
         fraction[members] = references.detectable_fraction(mapping, mean_depth, inverse_variance)
-        snr[members] = mean_depth / _row_median(np.where(observed, observation.sigma.numpy(), np.nan))
+        # the spectra of one layout share their observed cells: a plain median over those columns
+        snr[members] = mean_depth / np.median(observation.sigma.numpy()[:, observed[0]], axis=1)
         n_used[members] = int((mapping.row_segment >= 0).sum())
         for row in np.flatnonzero(mapping.row_segment < 0):
             for member in members:

@@ -63,6 +63,18 @@ class Recogniser(nn.Module):
         """Inputs as the classifier reads them: each input minus its training mean, over its training std."""
         return (inputs - self.input_mean) / self.input_std
 
+    def output_layer(self) -> nn.Linear:
+        """The last layer: one logit per molecule."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def set_output_prior(self, rates: Tensor) -> None:
+        """Start the output biases at the log-odds of each label's training rate: an untrained network then
+        predicts the prior, not 0.5, and the first steps go into features rather than into the biases (positives
+        are ~10-20 % of the pairs)."""
+        rates = rates.clamp(1e-3, 1 - 1e-3).to(self.output_layer().bias)
+        self.output_layer().bias.copy_(torch.log(rates / (1 - rates)))
+
     def depth_channel(self, inputs: Tensor) -> Tensor:
         """The normalised spectrum part of inputs (B, n_inputs) -> (B, n_grid)."""
         return inputs[:, : self.n_grid]

@@ -44,6 +44,9 @@ class ConvNetwork(Recogniser):
         x = self.standardise(inputs).view(inputs.shape[0], len(self.channels), self.n_grid)
         return self.head(self.features(x).flatten(1))
 
+    def output_layer(self) -> nn.Linear:
+        return self.head[-1]
+
     def spec(self) -> dict[str, Any]:
         return super().spec() | {"filters": self.filters, "kernel_size": self.kernel_size, "pool": self.pool,
                                  "dense": self.dense, "dropout": self.dropout, "seed": self.seed}

@@ -29,6 +29,7 @@ from robert.model.rbm import VISIBLE_TYPES
 KINDS = ("dbn", "mlp", "cnn")
 OPTIMIZERS = ("adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
+CLASSIFIER_INITS = ("glorot", "stack")
 # CD settings the top RBM takes from ``pretrain`` unless ``top`` overrides them.
 CD_KEYS = ("lr", "cd_k", "persistent", "momentum", "weight_decay")
 
@@ -78,6 +79,9 @@ def _dbn(model: Mapping, out: dict[str, Any]) -> dict[str, Any]:
                         f"(one per stacked RBM below the top RBM); got {epochs!r}")
     pretrain["epochs_per_layer"] = [int(check_number(n, f"model.pretrain.epochs_per_layer[{i}]", integer=True,
                                                      minimum=0)) for i, n in enumerate(epochs_list)]
+    # absent from configs written before the choice existed: the stack initialised the classifier then
+    out["finetune"].setdefault("init", "stack")
+    check_choice(out["finetune"]["init"], "model.finetune.init", CLASSIFIER_INITS)
     top = {**{key: pretrain[key] for key in CD_KEYS}, **top}
     _epochs(top, "model.top.epochs")
     _cd_section(top, "model.top")

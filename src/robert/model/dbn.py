@@ -123,6 +123,9 @@ class DeepBeliefNetwork(Recogniser):
         self.register_buffer("generative_finetuned", torch.zeros((), dtype=torch.bool))
         self.register_load_state_dict_pre_hook(_default_generative_flag)
 
+    def output_layer(self) -> nn.Linear:
+        return self.classifier[-1]
+
     def classifier_parameters(self) -> Iterator[nn.Parameter]:
         return self.classifier.parameters()
 

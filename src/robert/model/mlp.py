@@ -32,5 +32,8 @@ class MLPNetwork(Recogniser):
     def forward(self, inputs: Tensor) -> Tensor:
         return self.layers(self.standardise(inputs))
 
+    def output_layer(self) -> nn.Linear:
+        return self.layers[-1]
+
     def spec(self) -> dict[str, Any]:
         return super().spec() | {"hidden": self.hidden, "dropout": self.dropout, "seed": self.seed}

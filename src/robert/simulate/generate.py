@@ -216,6 +216,21 @@ def cache_provenance(cache_dir: Path, molecules: list[str]) -> dict[str, str]:
     return {k: v for k, v in recorded.items() if k.split(".")[0] in molecules or k.endswith(".cia")}
 
 
+def generate_planets(cfg: Mapping, planet_key: str, root: Path, log: Callable[[str], None] = print,
+                     progress: bool = True) -> list[Path]:
+    """One planet (``planet=<key>``) or each planet of a selection (``planet=all``: ``planet.keys``), in one process:
+    the forward model's kernels compile once. A planet's shards are the same whichever way it was generated."""
+    keys = list(cfg["planet"]["keys"]) if "keys" in cfg["planet"] else [planet_key]
+    planets = {}
+    for key in keys:  # every planet file is read (and checked) before the first spectrum is computed
+        path = Path(root) / "conf" / "planet" / f"{key}.yaml"
+        if not path.exists():
+            raise UserError(f"planet {key} of planet={planet_key} has no conf/planet/{key}.yaml")
+        planets[key] = cfg["planet"] if len(keys) == 1 and "keys" not in cfg["planet"] else yaml.safe_load(
+            path.read_text())
+    return [generate_planet({**cfg, "planet": planet}, key, root, log, progress) for key, planet in planets.items()]
+
+
 def generate_planet(cfg: Mapping, planet_key: str, root: Path,
                     log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Write (or complete) the shards of one planet; returns the planet's dataset directory."""
@@ -229,8 +244,7 @@ def generate_planet(cfg: Mapping, planet_key: str, root: Path,
     if kind not in COMPOSITIONS:
         raise choice_error("composition.kind", kind, COMPOSITIONS)
     if "keys" in cfg["planet"]:
-        raise UserError(f"planet={planet_key} selects several planets ({', '.join(cfg['planet']['keys'])}); the "
-                        "generator takes one: python src/generate.py planet=<one of them> (`dvc repro` runs all)")
+        raise UserError(f"planet={planet_key} selects several planets; generate_planets() takes a selection")
     # the config is checked in full before any file is read: a bad override is named as such even
     # where no opacity cache has been built yet
     settings = SimulateSettings.from_config(cfg["simulate"])

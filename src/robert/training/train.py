@@ -163,7 +163,9 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
         datamodule.setup("fit")
         module = module_for(datamodule.n_grid, len(datamodule.molecules), cfg["model"], int(cfg["seed"]),
                             datamodule.molecules)
-        module.network.fit_input_scaling(module.network.encode(datamodule.scaling_sample().observation))
+        sample = datamodule.scaling_sample()
+        module.network.fit_input_scaling(module.network.encode(sample.observation))
+        module.network.set_output_prior(sample.targets.float().mean(0))
 
         checkpoint_dir = root / cfg["train"]["checkpoint_dir"] / config_hash(cfg)
         last = checkpoint_dir / "last.ckpt"
