@@ -20,7 +20,7 @@ rows on the grid, the "not constrained" test against the stored reference atmosp
 * ``network_spectra_per_s``: the network alone on the encoded inputs of that batch (what the table path adds);
 * ``rest_ms``: median HTTP round trip of one spectrum to ``mlflow models serve`` on 127.0.0.1.
 
-Targets (issue 16): single < 50 ms, batch >= 10,000 spectra/s on 2 cores, REST < 200 ms. The last stdout line
+Targets: single < 50 ms, batch >= 10,000 spectra/s on 2 cores, REST < 200 ms. The last stdout line
 is one JSON object with every number.
 
 Which code runs: in this process, the checkout's ``robert`` (already imported here; MLflow puts the copy logged

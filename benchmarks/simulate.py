@@ -6,14 +6,14 @@
 1. speed: spectra/s of our EmissionModel (or TransmissionModel, ``--geometry transmission``, which
    reads conf/simulate/transmission.yaml) at the default settings (one gas, H2O, + CIA + Rayleigh,
    no cloud deck; HD 209458 b) on this machine's cores, best of 3;
-2. TauREx 3 (with numba, one process per core, the same cores) on >= 20 random cases: all five
+2. TauREx 3 (with numba, one process per core, the same cores) on >= 20 random cases: the paper's five
    planets, ten molecules, Guillot profiles, through our cache (cross-sections in TauREx's HDF5
    layout, CIA in HITRAN format), binned exactly as ours; the same cases timed for its speed
    (transmission: cloud-free, plus ``--cloudy-cases`` with decks from the cloud prior, reported apart
    as ``cloudy_*``: TauREx makes whole layers opaque, we block exactly below the deck's radius);
 3. convergence: the median relative change of the binned spectrum on those cases when the internal
    resolution, the layer count and the angle count are doubled;
-4. the paper-scale set (85,750 spectra): the real generator (with the per-spectrum detectability,
+4. the paper-scale set (85,750 spectra): the real generator (with each injected gas's fingerprint,
    which costs one extra spectrum per gas) timed on one planet and extrapolated.
 Last line: one JSON object (spectra_per_s, taurex_spectra_per_s, ratio, median_rel_diff, max_rel_diff,
 min_pearson, paper_set_seconds, peak_rss_mb, ...). Needs the default cache (`dvc repro opacities`)

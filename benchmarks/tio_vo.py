@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, object] = {}
     for suffix, cache in (("", args.after_cache), ("_before", args.before_cache)):
         depth, label, pair, detect = spectra(cache, args.n_per_planet, args.seed)
-        # pairs in which both gases have a strong fingerprint: feature S/N >= 10 at the SNR (as the MLP)
+        # pairs in which both gases have a strong fingerprint: feature S/N >= 10 at the SNR
         feature_snr = np.nan_to_num(detect) * args.snr * np.sqrt(depth.shape[1])
         strong_pairs = [p for p in np.unique(pair) if np.all(feature_snr[pair == p] >= STRONG_FEATURE_SNR)]
         strong = np.isin(pair, strong_pairs)

@@ -1,6 +1,6 @@
 """Train the DBN on the simulated spectra (DVC stage ``train``); one MLflow run, model registered.
 
-    python src/train.py                                   # planet=all: the five planet types
+    python src/train.py                                   # planet=all: the nine planets of the realistic set
     python src/train.py model=dbn planet=gj1214b          # one planet
     python src/train.py composition=mixture               # multi-label mixtures
     python src/train.py -m model.hidden=[300,200,50],[500,200,50]

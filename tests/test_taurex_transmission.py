@@ -15,6 +15,6 @@ def test_twenty_random_cases_agree_with_taurex_transmission(tiny_cache):
     models = tiny_cache_models(tiny_cache, "simulate=transmission")
     assert all(isinstance(model, TransmissionModel) for model in models.values())
     result = agreement_with_taurex(models, tiny_cache)
-    # the criterion: median |relative difference| of the transit depth <= 1 %, Pearson r >= 0.99
+    # the agreed criterion: median |relative difference| of the transit depth <= 1 %, Pearson r >= 0.99
     assert result.median_rel_diff <= 0.01
     assert result.min_pearson >= 0.99

@@ -134,6 +134,7 @@ def validate_model_config(model: Mapping) -> dict[str, Any]:
     check_mapping(model, "model")
     kind = check_choice(model.get("kind", "dbn"), "model.kind", KINDS)
     out = {**dict(model), "kind": kind, "inputs": validate_channels(model.get("inputs", ["depth"])),
+           "standardise_inputs": check_bool(model.get("standardise_inputs", True), "model.standardise_inputs"),
            "batch_size": check_positive_int(model.get("batch_size"), "model.batch_size"),
            "finetune": _finetune(model)}
     return {"dbn": _dbn, "mlp": _mlp, "cnn": _cnn}[kind](model, out)

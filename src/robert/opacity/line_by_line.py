@@ -22,10 +22,10 @@ What is computed, and what is approximated (and why):
   complex error function. Nearly every grid point is in that regime, because the Doppler
   widths (~1e-3-1e-2 cm-1) are far below the grid spacing (nu / 3000 = 0.16-3.5 cm-1).
 * Negligible lines are dropped: within each ``strength_selection_bin_cm`` slice of the
-  spectrum, the strongest lines holding ``strength_fraction_kept`` (99.9 %) of that slice's
+  spectrum, the strongest lines holding ``strength_fraction_kept`` (conf/molecules/H2O.yaml: 99.99 %) of that slice's
   sum S(T) are kept, at each temperature. A per-slice (not global) criterion keeps weak bands:
   a global 99.9 % would drop the whole 1.13 um H2O band (6e-4 of the total strength). Hence at
-  least 99.9 % of sum S is retained at every T, and in every slice.
+  least that fraction of sum S is retained at every T, and in every slice.
 * Opacity *sampling*: sigma is the profile sum evaluated at the grid wavenumbers (as in TauREx
   and ExoMol cross-section files), not a bin average; narrow lines between grid points are
   seen only through their wings. Integrated over a band the sampling is unbiased.

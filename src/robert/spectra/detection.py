@@ -9,10 +9,9 @@ Every (spectrum, gas) pair is in one of three states:
 * ``ABSENT``: not injected -> target 0;
 * ``UNDETECTABLE``: injected, but Delta chi^2 < min_chi2 (buried in the noise, or outside the coverage).
   ``labels.undetectable`` says how training treats it: ``negative`` (target 0, weight 1: the network learns
-  "not detectable here", which is what an observer asks) or ``ignore`` (weight 0: no loss either way).
-  Measured on the default emission set (docs/metrics.md): ``negative`` keeps the false-alarm rate on absent
-  gases low, because an undetectable gas and an absent one look the same; ``ignore`` lets the network call
-  weak-but-present gases and so raises false alarms. Metrics always score the three states apart.
+  "not detectable here", which is what an observer asks) or ``ignore`` (weight 0: no loss either way). Which
+  is better was measured on the realistic set (``python benchmarks/design.py``, docs/training.md); metrics
+  always score the three states apart.
 
 ``labels.kind: injected`` keeps the paper's protocol: the target is 1 for every injected gas, however faint.
 """

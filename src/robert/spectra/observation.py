@@ -212,6 +212,10 @@ class Observation:
     def n_observed(self) -> Tensor:
         return self.mask.sum(dim=1)
 
+    def to(self, device: torch.device | str) -> Observation:
+        return Observation(self.values.to(device), self.sigma.to(device), self.mask.to(device),
+                           None if self.chi2 is None else self.chi2.to(device))
+
 
 def _segment_index(segments: Tensor) -> tuple[Tensor, int]:
     """Flat scatter index: row b's segment s -> b * W + s; unobserved cells -> the dump slot B * W."""

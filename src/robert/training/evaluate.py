@@ -68,14 +68,15 @@ def load_registered(name: str, version: str) -> RobertModel:
     return load_robert_model(f"models:/{name}/{version}")[0]
 
 
-def predictor(model: RobertModel, chunk: int = 8192) -> Predictor:
-    """Probabilities of a model's network for an observed set (encoded as the network was trained)."""
-    network = model.network
+def predictor(model: RobertModel, device: str = "cpu", chunk: int = 8192) -> Predictor:
+    """Probabilities of a model's network for an observed set (encoded as the network was trained), on ``device``."""
+    network = model.network.to(device)
 
     def predict(batch: ObservedBatch) -> np.ndarray:
         with torch.no_grad():
-            return np.concatenate([network.predict_proba(network.encode(batch.slice(i, i + chunk).observation))
-                                   .numpy() for i in range(0, len(batch), chunk)])
+            parts = [network.predict_proba(network.encode(batch.slice(i, i + chunk).observation.to(device)))
+                     for i in range(0, len(batch), chunk)]
+        return torch.cat(parts).cpu().numpy()
     return predict
 
 
@@ -228,7 +229,7 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
               if all(m in datamodule.molecules for m in g)]
     out_dir = root / cfg["evaluate"]["out_dir"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    predict = predictor(model)
+    predict = predictor(model, str(cfg.get("device", "cpu")))
     vmr = datamodule.split("test").vmr()
     molecules = datamodule.molecules
     title = f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}"

@@ -164,7 +164,8 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
         module = module_for(datamodule.n_grid, len(datamodule.molecules), cfg["model"], int(cfg["seed"]),
                             datamodule.molecules)
         sample = datamodule.scaling_sample()
-        module.network.fit_input_scaling(module.network.encode(sample.observation))
+        if module.config["standardise_inputs"]:
+            module.network.fit_input_scaling(module.network.encode(sample.observation))
         module.network.set_output_prior(sample.targets.float().mean(0))
 
         checkpoint_dir = root / cfg["train"]["checkpoint_dir"] / config_hash(cfg)
@@ -210,19 +211,18 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
 
 
 def dataset_digest(datamodule: SpectraDataModule, root: Path) -> str:
-    """The DVC hash of the dataset's planet directories (from dvc.lock, when a ``dvc repro`` made them), else the
-    shards' own config hashes: what the MLflow dataset input is keyed by."""
-    directories = [os.path.relpath(datamodule.directory / datamodule.composition / p, root)
-                   for p in datamodule.planets]
-    recorded: dict[str, str] = {}
+    """The DVC hash of the dataset directory (from dvc.lock, when ``dvc repro`` made it), else the shards' own
+    config hashes: what the MLflow dataset input is keyed by."""
+    directory = os.path.relpath(datamodule.directory / datamodule.composition, root)
     lock = root / "dvc.lock"
     if lock.exists():
         for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
             for out in stage.get("outs", []):
-                recorded[out["path"]] = out.get("md5", "")
-    parts = [recorded.get(d) or ",".join(datamodule.split("train").provenance.get(p, {}).get("config_hash", []))
-             for d, p in zip(directories, datamodule.planets, strict=True)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+                if out["path"] == directory and out.get("md5"):
+                    return str(out["md5"]).removesuffix(".dir")[:16]
+    hashes = [",".join(datamodule.split("train").provenance.get(p, {}).get("config_hash", []))
+              for p in datamodule.planets]
+    return hashlib.sha256("|".join(hashes).encode()).hexdigest()[:16]
 
 
 def log_dataset(datamodule: SpectraDataModule, root: Path) -> None:

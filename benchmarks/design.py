@@ -1,0 +1,79 @@
+"""Design benchmark: the measurements behind the recogniser's defaults, each an ablation of one choice.
+
+    python benchmarks/design.py [--only inputs,standardise,init,undetectable] [--model dbn] [overrides...]
+
+Each variant trains the default model (``conf/model/dbn.yaml`` unless ``--model``) on the realistic set with one
+setting changed, through the project's own train and evaluate code, into a private MLflow store under
+build/bench/design/, and is scored on the headline test set (whole grid, white noise at data.snr):
+
+* inputs: the channels the network reads ([depth, white, mask] | [depth, error, mask] | [depth]);
+* standardise: per-input standardisation of what the classifier reads, on or off;
+* init: where the DBN's fine-tuning starts (Glorot weights | the pre-trained stack, as the paper's DBN);
+* undetectable: an injected gas below the detection threshold as a negative target or left out of the loss
+  (the latter is judged by the false-alarm rate on absent gases and completeness on detectable ones).
+Last line: one JSON object, variant -> macro-F1, worst completeness at feature S/N >= 10, worst false-alarm rate,
+training seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from robert.training.evaluate import evaluate
+from robert.training.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "bench" / "design"
+# each choice's alternatives to the defaults (inputs [depth, white, mask], standardised, Glorot start, negative)
+VARIANTS = {
+    "inputs": {"depth+error+mask": ["model.inputs=[depth,error,mask]"], "depth": ["model.inputs=[depth]"]},
+    "standardise": {"raw": ["model.standardise_inputs=false"]},
+    "init": {"stack": ["model.finetune.init=stack"]},
+    "undetectable": {"ignore": ["labels.undetectable=ignore"]},
+}
+KEYS = ("macro_f1", "completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "accuracy")
+
+
+def run(name: str, overrides: list[str]) -> dict:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose(config_name="evaluate", overrides=[
+            f"tracking.uri=sqlite:///{OUT}/mlflow.db", f"tracking.artifact_location={OUT}/artifacts",
+            "tracking.experiment=robert-design", f"train.output={OUT}/{name}/model.json",
+            f"train.checkpoint_dir={OUT}/checkpoints", f"evaluate.out_dir={OUT}/{name}/evaluate",
+            "trainer.progress_bar=false", "evaluate.coverages=[]", *overrides]), resolve=True)
+    start = time.perf_counter()
+    result = train(cfg, ROOT)
+    seconds = time.perf_counter() - start
+    cfg["evaluate"]["model_version"] = result.registered_version
+    summary = evaluate(cfg, ROOT)
+    out = {k: round(float(summary[k]), 4) for k in KEYS if k in summary} | {"train_seconds": round(seconds, 1)}
+    print(f"{name}: {out}", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(VARIANTS), help=f"comma-separated of: {', '.join(VARIANTS)}")
+    parser.add_argument("--model", default="dbn", help="the model config (conf/model/) every variant starts from")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every variant")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    report: dict = {"model": args.model, "default": run("default", [f"model={args.model}", *args.overrides])}
+    for choice in [c.strip() for c in args.only.split(",") if c.strip()]:
+        if choice not in VARIANTS:
+            parser.error(f"unknown choice {choice!r}; expected some of: {', '.join(VARIANTS)}")
+        if choice == "init" and args.model != "dbn":
+            continue
+        report[choice] = {variant: run(f"{choice}-{variant}", [f"model={args.model}", *extra, *args.overrides])
+                          for variant, extra in VARIANTS[choice].items()}
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
