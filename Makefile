@@ -37,7 +37,7 @@ data: venv
 ## run: the main job on the embedded defaults (both geometries' champions, evaluations, the emission dreams)
 run: data
 	mkdir -p build
-	set -o pipefail; dvc repro dream evaluate-transmission 2>&1 | tee build/run.log
+	set -o pipefail; dvc repro dream examples 2>&1 | tee build/run.log
 	$(PY) src/summary.py --log build/run.log
 
 ## run-all: every pipeline stage that is not frozen (adds the paper's regime and the transmission dreams)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from record import emit  # benchmarks/record.py, beside this script
 from robert.errors import UserError, exit_on_user_error
 from robert.inputs.fetch import ensure_archive, read_member
 from robert.physics import atmosphere, binning
@@ -148,10 +149,10 @@ def main() -> None:
             print(f"    {name:>16}: ours {c['ours_H']:+.2f} H, POSEIDON {c['poseidon_H']:+.2f} H, "
                   f"difference {c['difference_H']:+.2f} H{'' if c['within_tolerance'] else '  (beyond tolerance)'}")
     every = [c for r in rows for c in r["contrasts"].values()]
-    print(json.dumps({"cases": rows, "contrasts_within_tolerance": sum(c["within_tolerance"] for c in every),
+    emit("compare_poseidon", {"cases": rows, "contrasts_within_tolerance": sum(c["within_tolerance"] for c in every),
                       "contrasts": len(every),
                       "median_abs_contrast_difference_H": float(np.median([abs(c["difference_H"]) for c in every])),
-                      "min_pearson": min(r["pearson"] for r in rows)}))
+                      "min_pearson": min(r["pearson"] for r in rows)})
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from record import emit  # benchmarks/record.py, beside this script
 from robert.data.dataset import resolve_planets
 from robert.spectra.observation import (
     ObservationPrior,
@@ -144,7 +145,7 @@ def main() -> None:
               "false_alarm_rate_max": max(r["false_alarm_rate_max"] for r in rows),
               "full_grid_bar": {k: round(v, 4) for k, v in full_bar.items()},
               "below_bar": failures, "coverages": rows}
-    print(json.dumps(report))
+    emit("coverage", report)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ training seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from record import emit  # benchmarks/record.py, beside this script
 from robert.training.evaluate import evaluate
 from robert.training.train import train
 
@@ -72,7 +72,7 @@ def main() -> None:
             continue
         report[choice] = {variant: run(f"{choice}-{variant}", [f"model={args.model}", *extra, *args.overrides])
                           for variant, extra in VARIANTS[choice].items()}
-    print(json.dumps(report))
+    emit("design", report)
 
 
 if __name__ == "__main__":

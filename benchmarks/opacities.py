@@ -8,7 +8,6 @@ as the last line, one JSON object with at least ``seconds`` and ``peak_rss_mb``.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -17,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from record import emit  # benchmarks/record.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,9 +30,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         size_mb = sum(p.stat().st_size for p in Path(cache).iterdir()) / 2**20
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
-    print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
+    emit("opacities", {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
                       "cache_mb": round(size_mb, 1), "cpus": os.cpu_count(), "machine": platform.machine(),
-                      "overrides": sys.argv[1:]}))
+                      "overrides": sys.argv[1:]})
 
 
 if __name__ == "__main__":

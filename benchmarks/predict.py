@@ -33,7 +33,6 @@ store (deleted afterwards) and measures that; nothing is retrained, the project'
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -45,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+
+from record import emit  # benchmarks/record.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -215,7 +216,7 @@ def main() -> None:
           f"{result['batch_unwrapped_spectra_per_s']} spectra/s without MLflow's input enforcement; network alone: "
           f"{result['network_spectra_per_s']} spectra/s")
     print(f"REST round trip, one spectrum: {result['rest_ms']} ms median (target < 200 ms)")
-    print(json.dumps(result))
+    emit("predict", result)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ and the optional extra `validate` for TauREx.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import resource
@@ -40,6 +39,7 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from record import emit  # benchmarks/record.py, beside this script
 from robert.physics.config import SimulateSettings  # noqa: E402
 from robert.physics.model import ForwardModel, forward_model_from_config  # noqa: E402
 from robert.physics.priors import sample_parameters  # noqa: E402
@@ -182,10 +182,10 @@ def main() -> None:
     print(f"generator (src/generate.py, with detectability, set-up included): {generate_per_s:.0f} spectra/s "
           f"-> paper set {paper_seconds:.0f} s, peak RSS {generate_peak_mb:.0f} MB")
     if args.speed_only:
-        print(json.dumps({"spectra_per_s": round(ours_per_s, 1), "paper_set_seconds": round(paper_seconds, 1),
+        emit("simulate_speed", {"spectra_per_s": round(ours_per_s, 1), "paper_set_seconds": round(paper_seconds, 1),
                           "generate_spectra_per_s": round(generate_per_s, 1), "peak_rss_mb": round(generate_peak_mb, 1),
                           "cores": cores, "overrides": args.overrides, "geometry": args.geometry,
-                          "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}))
+                          "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"})
         return
 
     MODELS.update(build_models(overrides, molecules, args.cache))
@@ -213,7 +213,7 @@ def main() -> None:
     conv = convergence(overrides, molecules, args.cache, cases, ours)
     print("convergence (median relative change when doubled):", conv, flush=True)
 
-    print(json.dumps({
+    emit("simulate", {
         "spectra_per_s": round(ours_per_s, 1), "taurex_spectra_per_s": round(taurex_per_s, 2),
         "taurex_spectra_per_s_with_setup": round(taurex_wall_per_s, 2),
         "ratio": round(ours_per_s / taurex_per_s, 1), "median_rel_diff": result.median_rel_diff,
@@ -225,7 +225,7 @@ def main() -> None:
         "benchmark_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cases": len(cases), "cores": cores, **conv, "overrides": args.overrides,
         "geometry": args.geometry, **cloudy,
-        "load_average_1min": [round(load_at_start, 2), round(os.getloadavg()[0], 2)]}))
+        "load_average_1min": [round(load_at_start, 2), round(os.getloadavg()[0], 2)]})
 
 
 if __name__ == "__main__":

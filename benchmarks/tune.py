@@ -22,7 +22,6 @@ tuned_test_macro_f1, default_test_macro_f1 and more.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from pathlib import Path
 import mlflow
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from record import emit  # benchmarks/record.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -108,7 +109,7 @@ def main() -> None:
         default_run = train(default_cfg, ROOT)
         default = test_scores(default_run.model_uri, default_cfg)
         default_seconds = time.perf_counter() - default_start
-    print(json.dumps({
+    emit("tune", {
         "trials": summary.trials_run, "complete": study_trials["COMPLETE"], "pruned": study_trials["PRUNED"],
         "failed": study_trials["FAIL"], "seconds": round(tuned_seconds, 1),
         "default_training_seconds": round(default_seconds, 1),
@@ -120,7 +121,7 @@ def main() -> None:
         "best_params": summary.best_params, "subset": {"planets": SUBSET_PLANETS, "shard": SHARD},
         "budget": BUDGET, "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-        "overrides": sys.argv[1:]}))
+        "overrides": sys.argv[1:]})
 
 
 if __name__ == "__main__":

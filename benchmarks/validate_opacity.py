@@ -33,7 +33,6 @@ Usage: python benchmarks/validate_opacity.py [REFERENCE_DIR] [--download-cache D
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from record import emit  # benchmarks/record.py, beside this script
 from robert.errors import UserError, exit_on_user_error
 from robert.inputs.fetch import ensure_archive
 from robert.opacity import electronic
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     checked = [v for v in per_source.values() if v["bins_checked"]]
     summary["published"] = {"bins_checked": sum(v["bins_checked"] for v in checked),
                             "worst_ratio": max(v["worst_ratio"] for v in checked), "per_source": per_source}
-    print(json.dumps(summary))
+    emit("validate_opacity", summary)
     sys.stdout.flush()
 
 

@@ -1,0 +1,62 @@
+"""The README's two commands on a fresh clone, timed: `make run` (install included) and `make test`.
+
+    python benchmarks/fresh_clone.py [--skip-test] [--keep DIR]
+
+Clones this repository's committed HEAD into a temporary directory (no venv, no data, no build, no MLflow store:
+what a newcomer has), runs `make run`, then `make run` again (which must do nothing), then `make test`, each timed
+by the wall clock. pip's download cache is not used (PIP_NO_CACHE_DIR). Last line: one JSON object (seconds of each,
+whether the second run did nothing). The clone's ../shared is linked when this checkout has one, as CI's is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from record import emit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    with log.open("w") as out:
+        rc = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    return time.perf_counter() - start, rc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-test", action="store_true")
+    parser.add_argument("--keep", type=Path, help="clone into this directory and keep it")
+    args = parser.parse_args()
+    parent = args.keep or Path(tempfile.mkdtemp(prefix="robert-fresh-"))
+    clone = parent / "main"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    if (ROOT.parent / "shared").exists() and not (parent / "shared").exists():
+        (parent / "shared").symlink_to(ROOT.parent / "shared")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "MLFLOW_", "ROBERT_"))}
+    env |= {"PIP_NO_CACHE_DIR": "1", "PATH": ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)}
+    result: dict = {}
+    run_seconds, rc = timed(["make", "run"], clone, env, parent / "make-run.log")
+    result |= {"make_run_seconds": round(run_seconds), "make_run_exit": rc}
+    again_seconds, rc = timed(["make", "run"], clone, env, parent / "make-run-again.log")
+    again = (parent / "make-run-again.log").read_text()
+    result |= {"second_make_run_seconds": round(again_seconds), "second_run_did_nothing":
+               rc == 0 and "nothing to do" in again and "Running stage" not in again}
+    if not args.skip_test:
+        test_seconds, rc = timed(["make", "test"], clone, env, parent / "make-test.log")
+        tail = (parent / "make-test.log").read_text().strip().splitlines()[-1:]
+        result |= {"make_test_seconds": round(test_seconds), "make_test_exit": rc, "pytest_summary": tail}
+    if not args.keep:
+        shutil.rmtree(parent, ignore_errors=True)
+    emit("fresh_clone", result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Every benchmark's last line: one JSON object, also kept as benchmarks/results/<name>.json with the date, the
+machine and the command, so the tables in BENCHMARKS.md and README.md are generated from it
+(``python benchmarks/tables.py``) and never typed by hand."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    """This machine in words: cores, processor, memory, torch build."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        memory = float("nan")
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{os.cpu_count()} cores ({model or platform.machine()}), {memory:.0f} GiB, torch {torch.__version__}{gpu}"
+
+
+def emit(name: str, result: dict, record: bool = True) -> None:
+    """Print the JSON line; with ``record``, write benchmarks/results/<name>.json atomically."""
+    line = json.dumps(result)
+    print(line, flush=True)
+    if not record:
+        return
+    RESULTS.mkdir(exist_ok=True)
+    entry = {"benchmark": name, "date": datetime.date.today().isoformat(), "machine": machine(),
+             "command": "python " + shlex.join(["benchmarks/" + Path(sys.argv[0]).name, *sys.argv[1:]]),
+             "result": result}
+    tmp = RESULTS / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(entry, indent=2) + "\n")
+    tmp.replace(RESULTS / f"{name}.json")

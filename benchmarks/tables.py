@@ -1,0 +1,231 @@
+"""The results tables of README.md and BENCHMARKS.md, generated from the tracked numbers only.
+
+    python benchmarks/tables.py            # rewrite the generated blocks in README.md, BENCHMARKS.md and docs/
+    python benchmarks/tables.py --check    # exit 1 if a block differs from what the numbers say (a test runs this)
+
+Sources: the evaluation stages' results/<regime>/metrics.json (``dvc metrics show``) and the benchmarks' records
+benchmarks/results/<name>.json (``benchmarks/record.py``: date, machine, command, the JSON line). A generated block
+sits between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``; everything else in the files is prose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+RECORDS = Path(__file__).resolve().parent / "results"
+BLOCK = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table:(?P=name) -->)", re.S)
+VALUE = re.compile(r"(<!-- value:(?P<name>[\w-]+) -->)(?P<body>[^<]*)(<!-- /value:(?P=name) -->)")
+
+
+def metrics(regime: str) -> dict | None:
+    path = RESULTS / regime / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def record(name: str) -> dict | None:
+    path = RECORDS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None or value != value else f"{100 * value:.{digits}f} %"
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def provenance(entry: dict) -> str:
+    return f"{entry['date']}, {entry['machine']}: `{entry['command']}`"
+
+
+# --- README -------------------------------------------------------------------------------------------------------
+
+
+def results_table() -> str:
+    """One table: the regimes (evaluation stages and the training benchmark) and the peers."""
+    header = ["regime", "model", "macro-F1", "accuracy", "completeness, S/N ≥ 10 (worst gas)",
+              "false alarms (worst gas)", "reproduce"]
+    rows = []
+    for regime, name, command in (("emission", "robert (DBN)", "`make run`"),
+                                  ("transmission", "robert-transmission (DBN)", "`make run`"),
+                                  ("paper", "robert-paper (DBN)", "`make paper`")):
+        m = metrics(regime)
+        if m is None:
+            continue
+        label = {"emission": "realistic, emission: mixtures, any coverage (SNR 10)",
+                 "transmission": "realistic, transmission: mixtures, any coverage (SNR 100)",
+                 "paper": f"paper: one gas with its fingerprint (SNR {m['snr']})"}[regime]
+        rows.append([label, name, num(m.get("macro_f1")), pct(m.get("accuracy")),
+                     num(m.get("completeness_snr_ge_10_min")), pct(m.get("false_alarm_rate_max"), 2), command])
+    train = record("train")
+    if train is not None:
+        result = train["result"]
+        for key, label in (("single", "realistic, single gas, paper scale"),
+                           ("mixture", "realistic, mixtures, paper scale")):
+            if key in result:
+                r = result[key]
+                rows.append([label, "DBN", num(r.get("macro_f1")), pct(r.get("accuracy")),
+                             num(r.get("completeness_snr_ge_10_min")), pct(r.get("false_alarm_rate_max"), 2),
+                             f"`python benchmarks/train.py --only {key}`"])
+        for kind, peer in (result.get("peer_details") or {}).items():
+            rows.append(["peers on the realistic emission set", kind.upper() if kind != "forest" else "random forest",
+                         num(peer.get("macro_f1")), pct(peer.get("accuracy")),
+                         num(peer.get("completeness_snr_ge_10_min")), pct(peer.get("false_alarm_rate_max"), 2),
+                         "`python benchmarks/train.py --only peers`"])
+    return table(header, rows)
+
+
+def targets_table() -> str:
+    """Where the numbers stand against the project's targets (met or not, never rounded into a pass)."""
+    rows = []
+    emission, paper, train = metrics("emission"), metrics("paper"), (record("train") or {}).get("result", {})
+
+    def row(what: str, target: str, value: float | None, ok: bool | None, where: str) -> None:
+        verdict = "–" if ok is None else ("met" if ok else "not met")
+        rows.append([what, target, "–" if value is None or value != value else f"{value:.3f}", verdict, where])
+
+    if emission:
+        c10, c5, far = (emission.get(k) for k in ("completeness_snr_ge_10_min", "completeness_snr_5_10_min",
+                                                 "false_alarm_rate_max"))
+        row("completeness at S/N >= 10, worst gas", ">= 0.97", c10, c10 is not None and c10 >= 0.97, "results/emission")
+        row("completeness at S/N 5-10, worst gas", ">= 0.80", c5, c5 is not None and c5 >= 0.80, "results/emission")
+        row("false-alarm rate, worst gas", "<= 0.01", far, far is not None and far <= 0.01, "results/emission")
+    if "mixture_macro_f1" in train:
+        value = train["mixture_macro_f1"]
+        row("macro-F1, paper-scale mixtures", ">= 0.95", value, value >= 0.95, "benchmarks/results/train.json")
+    accuracy = (paper or {}).get("accuracy", train.get("paper_test_accuracy"))
+    if accuracy is not None:
+        row("paper regime accuracy, ten gases", ">= 0.997", accuracy, accuracy >= 0.997, "results/paper")
+    if "dbn_behind_best_peer" in train:
+        gap = train["dbn_behind_best_peer"]
+        row("DBN behind the best peer (macro-F1)", "<= 0.01", gap, gap <= 0.01, "benchmarks/results/train.json")
+    return table(["quantity", "target", "measured", "", "source"], rows)
+
+
+def dreams_table() -> str:
+    """The champion's dreams (results/dream/dreams.json): which class each molecule's dream resembles most."""
+    path = RESULTS / "dream" / "dreams.json"
+    if not path.exists():
+        return "Not made yet: `dvc repro dream`.\n"
+    payload = json.loads(path.read_text())
+    model = payload.get("model", {})
+    rows = []
+    for molecule, entry in payload.items():
+        if not isinstance(entry, dict) or "methods" not in entry:
+            continue
+        for method, score in entry["methods"].items():
+            rows.append([molecule, method, num(score.get("pearson_r")), num(score.get("signature_r")),
+                         str(score.get("best_matching_class", "–"))])
+    head = f"{model.get('name', '?')} v{model.get('version', '?')}: "
+    summary = payload.get("summary", {})
+    return head + json.dumps(summary) + "\n\n" + table(["molecule", "method", "Pearson r", "signature r",
+                                                             "best match"], rows)
+
+
+def examples_block() -> str:
+    """`robert predict examples/*.csv` as the main job ran it on the champions (results/examples.txt)."""
+    path = RESULTS / "examples.txt"
+    if not path.exists():
+        return "Not run yet: `dvc repro examples`.\n"
+    return "```\n$ robert predict examples/*.csv\n" + path.read_text() + "```\n"
+
+
+# --- BENCHMARKS ---------------------------------------------------------------------------------------------------
+
+
+def flat_rows(result: dict, keys: list[str]) -> list[list[str]]:
+    return [[k, json.dumps(result[k]) if isinstance(result[k], dict | list) else str(result[k])]
+            for k in keys if k in result]
+
+
+def benchmark_table(name: str, keys: list[str] | None = None) -> Callable[[], str]:
+    def render() -> str:
+        entry = record(name)
+        if entry is None:
+            return f"Not measured yet: run `python benchmarks/{name.split('_')[0]}.py`.\n"
+        result = entry["result"]
+        chosen = keys or [k for k, v in result.items() if not isinstance(v, dict | list)]
+        return provenance(entry) + "\n\n" + table(["quantity", "value"], flat_rows(result, chosen))
+    return render
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "results": results_table,
+    "targets": targets_table,
+    "dreams": dreams_table,
+    "examples": examples_block,
+    "train": benchmark_table("train", ["paper_test_accuracy", "paper_test_accuracy_8", "completeness_snr_ge_10_min",
+                                       "completeness_snr_5_10_min", "false_alarm_rate_max", "mixture_macro_f1",
+                                       "peers", "dbn_behind_best_peer", "train_seconds"]),
+    "train_speed": benchmark_table("train_speed", ["train_seconds", "baseline_train_seconds", "speedup"]),
+    "design": benchmark_table("design", ["default", "inputs", "standardise", "init", "undetectable"]),
+    "coverage": benchmark_table("coverage", ["model", "snr", "completeness_snr_ge_10_min", "false_alarm_rate_max",
+                                             "full_grid_bar", "below_bar"]),
+    "simulate": benchmark_table("simulate"),
+    "simulate_speed": benchmark_table("simulate_speed"),
+    "predict": benchmark_table("predict"),
+    "validate_opacity": benchmark_table("validate_opacity"),
+    "tio_vo": benchmark_table("tio_vo"),
+    "opacities": benchmark_table("opacities"),
+    "tune": benchmark_table("tune"),
+    "compare_poseidon": benchmark_table("compare_poseidon"),
+    "fresh_clone": benchmark_table("fresh_clone"),
+}
+
+
+def minutes(key: str) -> Callable[[], str]:
+    def render() -> str:
+        entry = record("fresh_clone")
+        if entry is None or key not in entry["result"]:
+            return "not measured yet (python benchmarks/fresh_clone.py)"
+        return f"{entry['result'][key] / 60:.1f} min (measured {entry['date']})"
+    return render
+
+
+VALUES: dict[str, Callable[[], str]] = {"make-run": minutes("make_run_seconds"),
+                                        "make-test": minutes("make_test_seconds")}
+
+
+def render(text: str) -> str:
+    def replace(match: re.Match, known: dict[str, Callable[[], str]]) -> str:
+        name = match["name"]
+        if name not in known:
+            raise SystemExit(f"error: unknown generated block {name!r}; known: {', '.join(known)}")
+        return match.group(1) + known[name]() + match.group(4)
+    text = BLOCK.sub(lambda m: replace(m, BLOCKS), text)
+    return VALUE.sub(lambda m: replace(m, VALUES), text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report stale blocks instead of rewriting them")
+    args = parser.parse_args()
+    stale = []
+    for path in (ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))):
+        text = path.read_text()
+        new = render(text)
+        if new != text:
+            stale.append(path.name)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"error: generated tables out of date in {', '.join(stale)}: run `python benchmarks/tables.py`",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
