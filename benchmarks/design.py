@@ -10,7 +10,8 @@ build/bench/design/, and is scored on the headline test set (whole grid, white n
 * standardise: per-input standardisation of what the classifier reads, on or off;
 * init: where the DBN's fine-tuning starts (Glorot weights | the pre-trained stack, as the paper's DBN);
 * undetectable: an injected gas below the detection threshold as a negative target or left out of the loss
-  (the latter is judged by the false-alarm rate on absent gases and completeness on detectable ones).
+  (the latter is judged by the false-alarm rate on absent gases and completeness on detectable ones);
+* precision: fine-tuning in bfloat16 autocast (CD steps stay float32), for speed where the CPU has bf16 units.
 Last line: one JSON object, variant -> macro-F1, worst completeness at feature S/N >= 10, worst false-alarm rate,
 training seconds.
 """
@@ -36,6 +37,7 @@ VARIANTS = {
     "standardise": {"raw": ["model.standardise_inputs=false"]},
     "init": {"stack": ["model.finetune.init=stack"]},
     "undetectable": {"ignore": ["labels.undetectable=ignore"]},
+    "precision": {"bf16-mixed": ["trainer.precision=bf16-mixed"]},
 }
 KEYS = ("macro_f1", "completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "accuracy")
 
@@ -72,7 +74,8 @@ def main() -> None:
             continue
         report[choice] = {variant: run(f"{choice}-{variant}", [f"model={args.model}", *extra, *args.overrides])
                           for variant, extra in VARIANTS[choice].items()}
-    emit("design", report)
+    emit("design" if set(report) - {"model", "default"} == set(VARIANTS) else "design_" + "_".join(
+        k for k in report if k not in ("model", "default")), report)
 
 
 if __name__ == "__main__":

@@ -128,6 +128,7 @@ print(json.dumps(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     fresh = json.loads(proc.stdout.strip().splitlines()[-1])
     for choice in runs:
-        np.testing.assert_allclose(fresh[choice]["proba"], expected_proba[choice], rtol=1e-6, err_msg=choice)
-        np.testing.assert_allclose(fresh[choice]["table"], expected_table[choice], rtol=1e-6, err_msg=choice)
+        # the same weights; float32 sums may take another kernel path in a fresh process (measured 1.5e-6)
+        np.testing.assert_allclose(fresh[choice]["proba"], expected_proba[choice], rtol=1e-5, err_msg=choice)
+        np.testing.assert_allclose(fresh[choice]["table"], expected_table[choice], rtol=1e-5, err_msg=choice)
         assert len(fresh[choice]["table"]) == len(MOLECULES)  # one spectrum: one row per molecule

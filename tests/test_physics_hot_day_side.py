@@ -6,7 +6,10 @@ these switches existed (commit c9f81de), with
     cd tests && PYTHONPATH=<that checkout>/src python test_physics_hot_day_side.py \
         --write data/spectra_before_hot_day_side.npz
 
-on the tiny opacity cache; the switched-off model must reproduce them bit for bit.
+on the tiny opacity cache; the switched-off model must reproduce them to float32 rounding. Not bit for bit: the
+layer sum now starts from the Rayleigh term in one fused pass (a different float32 summation order), and
+vectorised reductions differ between CPUs; measured worst 7.5e-6 relative, where the physics switched on
+changes the spectra by > 1e-3 (the next test).
 """
 
 from __future__ import annotations
@@ -16,38 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import compose_config
 
-from robert.physics.model import ForwardModel, forward_model_from_config
-from robert.physics.priors import sample_parameters
+from helpers.config import ROOT, compose_config
+from helpers.hot_day_side import OFF, hot_day_side, spectra, tiny_model
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "spectra_before_hot_day_side.npz"
-OFF = ("simulate.chemistry.dissociation=false", "simulate.continuum.h_minus=false")
 CASES = [(planet, geometry) for planet in ("gj1214b", "hd209458b", "wasp12b")
          for geometry in ("emission", "transmission")]
-
-
-def tiny_model(cache: Path, planet: str, geometry: str, *overrides: str) -> ForwardModel:
-    """The tiny preset inside the tiny cache's pressure range (1e-4 - 1 bar), no compile."""
-    cfg = compose_config("generate", [f"planet={planet}", "dataset=tiny", "simulate.compile=false",
-                                      "simulate.pressure_top_bar=1e-4", "simulate.pressure_bottom_bar=1.0",
-                                      *(["simulate=transmission"] if geometry == "transmission" else []), *overrides])
-    return forward_model_from_config(cfg, cfg["dataset"]["molecules"], cache)
-
-
-def spectra(model: ForwardModel, n: int = 6, seed: int = 5) -> np.ndarray:
-    """n spectra of the model's own prior (cloud-free), as the generator draws them."""
-    params, vmr = sample_parameters(model.settings, model.planet, n, len(model.molecules),
-                                    torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        return model.depth_from_profiles(model.temperature_profiles(params), vmr).cpu().numpy()
 
 
 def test_switched_off_spectra_are_those_of_before(tiny_cache) -> None:
     reference = np.load(REFERENCE)
     for planet, geometry in CASES:
         now = spectra(tiny_model(tiny_cache, planet, geometry, *OFF))
-        np.testing.assert_array_equal(now, reference[f"{planet}_{geometry}"], err_msg=f"{planet} {geometry}")
+        np.testing.assert_allclose(now, reference[f"{planet}_{geometry}"], rtol=3e-5, atol=0,
+                                   err_msg=f"{planet} {geometry}")
 
 
 def test_a_cool_planet_gets_no_h_minus_and_a_hot_one_does(tiny_cache) -> None:
@@ -58,12 +44,6 @@ def test_a_cool_planet_gets_no_h_minus_and_a_hot_one_does(tiny_cache) -> None:
     hot_on = spectra(tiny_model(tiny_cache, "wasp12b", "emission", "simulate.chemistry.dissociation=false"))
     hot_off = spectra(tiny_model(tiny_cache, "wasp12b", "emission", *OFF))
     assert np.median(np.abs(hot_on / hot_off - 1)) > 1e-3
-
-
-def hot_day_side(model: ForwardModel) -> torch.Tensor:
-    """A WASP-12 b-like day side without inversion: 2300 K at 0.1 mbar rising to 3300 K at 1 bar (log-linear)."""
-    log_p = torch.log10(model.profile_bar.double())
-    return (2800.0 + 250.0 * (log_p + 2.0))[None].to(model.settings.dtype)
 
 
 def test_h_minus_and_dissociation_mute_the_water_band(tiny_cache) -> None:
@@ -115,8 +95,6 @@ def test_every_planet_from_temperate_to_ultra_hot_simulates(tiny_cache) -> None:
 def write_reference(path: Path) -> None:
     """Compute the reference spectra with whatever code is on PYTHONPATH (see the module docstring)."""
     import tempfile
-
-    from conftest import ROOT
 
     from robert.opacity.build import build_cache
 

@@ -22,7 +22,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from helpers.config import ROOT
+from helpers.config import ROOT, compose_config
 from helpers.runs import ready_store, run_config, run_overrides
 from helpers.scripts import clean_env
 from helpers.synthetic import MOLECULES, PLANETS, write_synthetic_dataset
@@ -89,7 +89,8 @@ def test_ddp_training_on_cpu_with_two_processes_logs_one_run_to_a_tracking_serve
         assert "world_size: 2" in proc.stderr + proc.stdout or "MEMBER: 2/2" in proc.stderr + proc.stdout, \
             proc.stderr[-4000:]
         client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
-        runs = client.search_runs([client.get_experiment_by_name("robert").experiment_id])
+        experiment = client.get_experiment_by_name(compose_config("train")["tracking"]["experiment"])
+        runs = client.search_runs([experiment.experiment_id])
         assert len(runs) == 1, [r.info.run_id for r in runs]  # one run, not one per process
         run = runs[0]
         assert run.info.status == "FINISHED" and run.data.params["planets"] == ",".join(PLANETS)

@@ -10,13 +10,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_physics_hot_day_side import OFF, hot_day_side, tiny_model
-from test_taurex_emission import pytestmark  # noqa: F401  (the same skip when TauREx is absent)
 
+from helpers.hot_day_side import OFF, hot_day_side, tiny_model
+from helpers.taurex import TAUREX
 from robert.physics.chemistry import dissociated_hydrogen
 from robert.physics.h_minus import K_B_CGS, THRESHOLD_UM, cross_section_cm2, electron_density_cm3
 from robert.physics.synthetic import log_wavenumber_grid
 from robert.validation.taurex_compare import TaurexCase, configure_taurex_cache, john_hydrogen_ion, taurex_depth
+
+pytestmark = TAUREX  # the same skip as every TauREx comparison when TauREx is absent
 
 T_K, P_BAR = 2500.0, 1e-2  # an ultra-hot day side's photosphere
 NU = log_wavenumber_grid(0.95, 21.0, 1000)

@@ -160,7 +160,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(all_phases_run, syntheti
     assert list((tmp_path / "checkpoints").glob("*/last.ckpt"))
     _, resumed = train_run(tmp_path, synthetic, PLANETS, *ALL_PHASES)
     assert resumed.resumed and resumed.start_epoch == killed_at
-    runs = mlflow.search_runs(experiment_names=["robert"], output_format="list")
+    experiment = compose_config("train")["tracking"]["experiment"]
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
     assert len(runs) == 1 and runs[0].info.run_id == resumed.run_id  # the same MLflow run continued
     # the same batches and noise as an uninterrupted run: the same numbers
     names = [*HISTORY, "finetune/lr"]

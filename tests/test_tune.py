@@ -337,7 +337,7 @@ def test_two_workers_share_one_study_on_postgresql(postgres_url, synthetic, tmp_
     (["tune.space.finetune_weight_decay.choices=[]"],
      r"^tune\.space\.finetune_weight_decay\.choices must be a non-empty list"),
     (["tune.space.finetune_lr.path=model.finetune.lrr"],
-     r"^tune\.space\.finetune_lr\.path: unknown setting model\.finetune\.lrr \(model\.finetune has: epochs, lr,"),
+     r"^tune\.space\.finetune_lr\.path: unknown setting model\.finetune\.lrr \(model\.finetune has: epochs, init, lr,"),
     (["tune.space.hidden_1.path='model.hidden[3]'"],
      r"^tune\.space\.hidden_1\.path: model\.hidden\[3\] does not exist \(model\.hidden is a list of 3\)$"),
     (["+tune.space.finetune_lr.lo=1"], r"^tune\.space\.finetune_lr: unknown field 'lo'"),

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.special import comb
 
 from robert.errors import UserError
-from robert.opacity.grid import check_axis
+from robert.opacity.grid import check_axis, check_bin_grid
 from robert.opacity.line_by_line import bin_means_at_pressures, sigma_at_pressures, spec_value
 from robert.opacity.line_strength import T_REF_K
 from robert.opacity.partition import C2_CM_K, TipsPartition
@@ -146,11 +146,7 @@ def bin_mean_cross_section(spec: Mapping, edges_cm: np.ndarray, temperature_K: n
     The lines and truncated Voigt profiles of :func:`cross_section_grid`, integrated over each bin
     by :func:`robert.opacity.line_by_line.bin_means_at_pressures`.
     """
-    edges_cm = check_axis("bin edges (cm-1)", edges_cm)
-    temperature_K = check_axis("temperature_K", temperature_K)
-    pressure_bar = check_axis("pressure_bar", pressure_bar)
-    if edges_cm.size < 2:
-        raise UserError("bin edges (cm-1) need at least two values")
+    edges_cm, temperature_K, pressure_bar = check_bin_grid(edges_cm, temperature_K, pressure_bar)
     return _over_temperatures(bin_means_at_pressures, spec, edges_cm, edges_cm.size - 1, temperature_K,
                               pressure_bar, data_dir)
 

@@ -57,7 +57,7 @@ from scipy.linalg import eigh_tridiagonal
 
 from robert.errors import UserError
 from robert.opacity import diatomic
-from robert.opacity.grid import check_axis
+from robert.opacity.grid import check_axis, check_bin_grid
 from robert.opacity.line_by_line import (
     bin_means_at_pressures,
     sigma_at_pressures,
@@ -485,10 +485,6 @@ def cross_section_grid(spec: Mapping, wavenumber_cm: np.ndarray, temperature_K: 
 def bin_mean_cross_section(spec: Mapping, edges_cm: np.ndarray, temperature_K: np.ndarray,
                            pressure_bar: np.ndarray, data_dir: Path | None = None) -> np.ndarray:
     """Exact bin-mean sigma (nP, nT, nBins) in cm^2/molecule between ascending wavenumber ``edges_cm``."""
-    edges_cm = check_axis("bin edges (cm-1)", edges_cm)
-    temperature_K = check_axis("temperature_K", temperature_K)
-    pressure_bar = check_axis("pressure_bar", pressure_bar)
-    if edges_cm.size < 2:
-        raise UserError("bin edges (cm-1) need at least two values")
+    edges_cm, temperature_K, pressure_bar = check_bin_grid(edges_cm, temperature_K, pressure_bar)
     return _over_temperatures(bin_means_at_pressures, spec, edges_cm, edges_cm.size - 1, temperature_K,
                               pressure_bar)

@@ -29,3 +29,12 @@ def check_axis(name: str, values, *, positive: bool = True) -> np.ndarray:
     if positive and arr[0] <= 0:
         raise UserError(f"{name} must be positive, got {arr.tolist()}")
     return arr
+
+
+def check_bin_grid(edges_cm, temperature_K, pressure_bar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (bin edges in cm^-1, temperatures in K, pressures in bar) of an exact bin-mean table, each checked by
+    :func:`check_axis`; at least two edges (one bin)."""
+    edges_cm = check_axis("bin edges (cm-1)", edges_cm)
+    if edges_cm.size < 2:
+        raise UserError("bin edges (cm-1) need at least two values")
+    return edges_cm, check_axis("temperature_K", temperature_K), check_axis("pressure_bar", pressure_bar)

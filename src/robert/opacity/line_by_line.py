@@ -48,7 +48,7 @@ from astropy import constants
 from scipy.special import voigt_profile
 
 from robert.errors import UserError
-from robert.opacity.grid import check_axis
+from robert.opacity.grid import check_axis, check_bin_grid
 from robert.opacity.hitran import isotopologue_partition, read_par
 from robert.opacity.line_strength import T_REF_K, scale_line_strength
 
@@ -318,11 +318,7 @@ def bin_mean_cross_section(spec: Mapping, edges_cm: np.ndarray, temperature_K: n
     The same lines, strengths and truncated profiles as :func:`cross_section_grid`, integrated
     analytically over each bin (:func:`bin_means_at_pressures`) instead of sampled at grid points.
     """
-    edges_cm = check_axis("bin edges (cm-1)", edges_cm)
-    temperature_K = check_axis("temperature_K", temperature_K)
-    pressure_bar = check_axis("pressure_bar", pressure_bar)
-    if edges_cm.size < 2:
-        raise UserError("bin edges (cm-1) need at least two values")
+    edges_cm, temperature_K, pressure_bar = check_bin_grid(edges_cm, temperature_K, pressure_bar)
     cutoff_cm = float(spec_value(spec, "cutoff_cm", 25.0))
     mass_amu = float(spec_value(spec, "mass_amu"))
     means = np.zeros((len(pressure_bar), len(temperature_K), edges_cm.size - 1))
