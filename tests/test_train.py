@@ -8,6 +8,8 @@ tiny DBN separates them in seconds); one reads a real simulated (tiny preset) da
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,7 +28,7 @@ from robert.errors import UserError
 from robert.model.module import module_for
 from robert.simulate.generate import generate_planet
 from robert.spectra.detection import State
-from robert.training.train import build_datamodule, train
+from robert.training.train import build_datamodule, log_dataset, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
                                         "ignore::FutureWarning")
@@ -136,6 +138,20 @@ def test_the_run_is_named_and_tagged_by_its_facts_and_holds_its_dataset_inputs(f
         assert dataset.digest == inputs["training"].digest and len(dataset.digest) == 16
         assert f'"num_rows": {len(datamodule.split(split))}' in dataset.profile, (context, dataset.profile)
         assert dataset.name.endswith(f"/single/{split}")
+
+
+def test_a_set_under_a_relative_root_is_logged_with_its_absolute_file_uri(synthetic, tmp_path, monkeypatch):
+    # the pipeline's paths are relative to the project root (paths.root: "."), and a file URI must be absolute
+    monkeypatch.chdir(ROOT)
+    cfg = run_config(tmp_path, synthetic, PLANETS, f"dataset.out_dir={os.path.relpath(synthetic, ROOT)}")
+    datamodule = build_datamodule(cfg, PLANETS, Path("."))
+    assert not datamodule.directory.is_absolute()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("relative-root")
+    with mlflow.start_run() as run:
+        log_dataset(datamodule, Path("."))
+    inputs = mlflow.MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+    assert {json.loads(i.dataset.source)["uri"] for i in inputs} == {(synthetic / "single").resolve().as_uri()}
 
 
 def test_same_seed_gives_identical_metrics(all_phases_run, synthetic, tmp_path):

@@ -231,14 +231,14 @@ def log_dataset(datamodule: SpectraDataModule, root: Path) -> None:
     Each split is its own named dataset: MLflow keeps one input per (name, digest) and run, so three splits under
     one name would leave only the training split (and its row count) in the run."""
     digest = dataset_digest(datamodule, root)
-    source = str(datamodule.directory / datamodule.composition)
+    source = (root / datamodule.directory / datamodule.composition).resolve()  # a file URI needs an absolute path
     for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
         spectra = datamodule.split(split)
         table = pd.concat([pd.DataFrame({"planet": spectra.planet}), pd.DataFrame(
             spectra.injected > 0.5, columns=[f"injected_{m}" for m in spectra.molecules])], axis=1)
         with warnings.catch_warnings():  # MLflow registers its local-file source under two schemes: not ambiguous
             warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-            dataset = mlflow.data.from_pandas(table, source=Path(source).as_uri(), digest=digest,
+            dataset = mlflow.data.from_pandas(table, source=source.as_uri(), digest=digest,
                                               name=f"{datamodule.directory.name}/{datamodule.composition}/{split}")
         mlflow.log_input(dataset, context=context)
 
