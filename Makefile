@@ -66,7 +66,7 @@ bench: data $(TEST_STAMP)
 	$(PY) benchmarks/validate_opacity.py
 	$(PY) benchmarks/simulate.py
 	$(PY) benchmarks/train.py
-	$(PY) benchmarks/coverage.py
+	$(PY) benchmarks/any_coverage.py
 	$(PY) benchmarks/predict.py
 	$(PY) benchmarks/tune.py
 

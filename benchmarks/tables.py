@@ -155,7 +155,7 @@ def benchmark_table(name: str, keys: list[str] | None = None) -> Callable[[], st
     def render() -> str:
         entry = record(name)
         if entry is None:
-            return f"Not measured yet: run `python benchmarks/{name.split('_')[0]}.py`.\n"
+            return f"Not measured yet: run `python benchmarks/{name.removesuffix('_speed')}.py`.\n"
         result = entry["result"]
         chosen = keys or [k for k, v in result.items() if not isinstance(v, dict | list)]
         return provenance(entry) + "\n\n" + table(["quantity", "value"], flat_rows(result, chosen))
@@ -171,9 +171,10 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                        "completeness_snr_5_10_min", "false_alarm_rate_max", "mixture_macro_f1",
                                        "peers", "dbn_behind_best_peer", "train_seconds"]),
     "train_speed": benchmark_table("train_speed", ["train_seconds", "baseline_train_seconds", "speedup"]),
-    "design": benchmark_table("design", ["default", "inputs", "standardise", "init", "undetectable"]),
-    "coverage": benchmark_table("coverage", ["model", "snr", "completeness_snr_ge_10_min", "false_alarm_rate_max",
-                                             "full_grid_bar", "below_bar"]),
+    "design": benchmark_table("design", ["default", "inputs", "standardise", "init", "undetectable",
+                                                 "precision"]),
+    "any_coverage": benchmark_table("any_coverage", ["model", "snr", "completeness_snr_ge_10_min",
+                                                     "false_alarm_rate_max", "full_grid_bar", "below_bar"]),
     "simulate": benchmark_table("simulate"),
     "simulate_speed": benchmark_table("simulate_speed"),
     "predict": benchmark_table("predict"),

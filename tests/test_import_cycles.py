@@ -8,6 +8,9 @@ each other (both import the shared helpers in robert.spectra instead).
 from __future__ import annotations
 
 import ast
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers.config import ROOT
@@ -76,3 +79,14 @@ def test_subpackages_import_each_other_in_one_direction_only():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+
+def test_the_libraries_the_benchmarks_use_import_with_the_benchmarks_folder_first_on_the_path():
+    # A script's own folder comes first on sys.path: a benchmark named like a module a library imports is what that
+    # library gets (benchmarks/coverage.py broke numba, which imports `coverage` when it can, and so TauREx's workers).
+    libraries = [name for name in ("numba", "taurex", "mlflow", "lightning.pytorch", "sklearn", "optuna")
+                 if importlib.util.find_spec(name.split(".")[0])]
+    script = f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import " + ", ".join(libraries)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

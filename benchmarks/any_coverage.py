@@ -1,6 +1,6 @@
 """Coverage benchmark: one recogniser for any coverage against a dedicated model per coverage, same test spectra.
 
-    python benchmarks/coverage.py [--model models:/robert@champion] [--skip-dedicated] [overrides...]
+    python benchmarks/any_coverage.py [--model models:/robert@champion] [--skip-dedicated] [overrides...]
 
 For every coverage preset of ``evaluate.coverages`` and for random unions of presets, at SNR ``evaluate.coverage_snr``
 with the training prior's error shapes (per-bin sigma varying across the band), on the fixed test split:
@@ -145,7 +145,7 @@ def main() -> None:
               "false_alarm_rate_max": max(r["false_alarm_rate_max"] for r in rows),
               "full_grid_bar": {k: round(v, 4) for k, v in full_bar.items()},
               "below_bar": failures, "coverages": rows}
-    emit("coverage", report)
+    emit("any_coverage", report)
 
 
 if __name__ == "__main__":
