@@ -31,6 +31,14 @@ def _champion(client: MlflowClient, name: str) -> str:
     return f"v{version.version} @champion"
 
 
+def dream_line(payload: Mapping) -> str:
+    """How many molecules' dreams look most like their own class, per dream method (results/dream/dreams.json)."""
+    n_molecules = len([key for key in payload if key not in ("model", "summary")])
+    methods = {k: v for k, v in payload["summary"].items() if isinstance(v, Mapping) and "n_diagonal" in v}
+    counts = ", ".join(f"{method} {m['n_diagonal']} of {n_molecules}" for method, m in methods.items())
+    return f"dreams on the diagonal: {counts} [build/dream/report.html]"
+
+
 def summary_lines(root: Path, tracking: Mapping, log: str | None) -> list[str]:
     lines = []
     if log is not None:
@@ -52,8 +60,6 @@ def summary_lines(root: Path, tracking: Mapping, log: str | None) -> list[str]:
         lines.append(f"{name} ({_champion(client, name)}): {scores} at SNR {m['snr']} [{path}]")
     dreams = root / "results/dream/dreams.json"
     if dreams.exists():
-        d = json.loads(dreams.read_text())
-        lines.append(f"dreams: {d.get('diagonal', '?')} of {d.get('n_molecules', '?')} on the diagonal "
-                     "[build/dream/report.html]")
+        lines.append(dream_line(json.loads(dreams.read_text())))
     lines.append("browse runs and models: make ui (http://127.0.0.1:5000); predict: robert predict examples/*.csv")
     return lines
