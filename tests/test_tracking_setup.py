@@ -24,6 +24,8 @@ def test_local_store_and_artifacts_live_under_mlruns(tmp_path):
     artifact_dir = Path(mlflow.get_run(run.info.run_id).info.artifact_uri.removeprefix("file://"))
     assert (artifact_dir / "note.txt").read_text() == "hello"
     assert tmp_path / "mlruns" in artifact_dir.parents
+    # the UI opens it in its model-training views (runs, datasets, models), not the GenAI ones
+    assert mlflow.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_server_is_a_config_switch(tmp_path):

@@ -130,6 +130,7 @@ def test_the_run_is_named_and_tagged_by_its_facts_and_holds_its_dataset_inputs(f
         "geometry": "emission", "regime": "realistic", "labels": "injected", "model": "dbn-64-32-16",
         "observation": "white", "planets": "gj1214b,wasp12b"}
     assert run.info.run_name == "emission/realistic/injected/dbn-64-32-16/white/single/2-planets"
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]  # the UI's Source column
     datamodule = build_datamodule(cfg, PLANETS, ROOT)
     inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
     assert set(inputs) == {"training", "validation", "testing"}

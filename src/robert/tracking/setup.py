@@ -10,6 +10,8 @@ import mlflow
 from robert.errors import UserError, choice_error
 
 SQLITE_PREFIX = "sqlite:///"
+# The MLflow UI opens an experiment in its GenAI views unless told it holds model training (runs, datasets, models)
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def resolve_tracking_uri(tracking: Mapping, root: Path) -> str:
@@ -43,6 +45,6 @@ def configure_tracking(tracking: Mapping, root: Path) -> str:
     if location:
         path = Path(location)
         location = (path if path.is_absolute() else (root / path).resolve()).as_uri()
-    experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    experiment_id = mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
     mlflow.set_experiment(name)
     return experiment_id

@@ -39,6 +39,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
 
 import robert
 from robert.data.datamodule import SpectraDataModule
@@ -143,8 +144,9 @@ def _mlflow_run(cfg: Mapping, checkpoint_dir: Path, resume: bool, planets: Seque
             return run_id
     experiment = client.get_experiment_by_name(cfg["tracking"]["experiment"])
     facts = run_facts(cfg, planets)
+    # MLflow's own context tags (source script, git commit, user), as its fluent start_run would set them
     run_id = client.create_run(experiment.experiment_id, run_name=run_name(facts, planets),
-                               tags={"stage": "train", **facts}).info.run_id
+                               tags=resolve_tags({"stage": "train", **facts})).info.run_id
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     id_file.write_text(run_id)
     return run_id
