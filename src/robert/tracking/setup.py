@@ -10,7 +10,7 @@ import mlflow
 from robert.errors import UserError, choice_error
 
 SQLITE_PREFIX = "sqlite:///"
-# The MLflow UI opens an experiment in its GenAI views unless told it holds model training (runs, datasets, models)
+# MLflow's experiment kind: these experiments hold model training (runs, datasets, models), not GenAI traces
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
