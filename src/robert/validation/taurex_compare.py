@@ -137,9 +137,13 @@ def taurex_fpfs(case: TaurexCase) -> tuple[np.ndarray, float]:
                 chemistry.addGas(ConstantGas(name, mix_ratio=float(x)))
     else:  # our layers' mixing ratios, each gas as it is (He, H, e- too); H2 fills what they leave, as ours
         chemistry = TaurexChemistry(fill_gases=["H2"])
-        for name, profile in case.layer_vmr.items():
-            if name != "H2" and np.any(profile > 0):
-                chemistry.addGas(ArrayGas(name, mix_ratio_array=list(profile[::-1])))  # TauREx: bottom first
+        gases = {name: profile for name, profile in case.layer_vmr.items() if name != "H2" and np.any(profile > 0)}
+        # Our free electrons are counted beside the other species, not out of them: where H2 is all but gone
+        # (WASP-12 b's hottest layers) the sum reaches 1 + 1e-4, which TauREx refuses. Scale those layers to 1.
+        limit = 1.0 - 1e-9  # TauREx's test is total > 1: leave H2 a trace, not a rounding error
+        scale = limit / np.maximum(limit, sum(gases.values()))
+        for name, profile in gases.items():
+            chemistry.addGas(ArrayGas(name, mix_ratio_array=list((profile * scale)[::-1])))  # TauREx: bottom first
     geometry = {"emission": lambda **kw: TaurexEmission(ngauss=settings.n_angles, **kw),
                 "transmission": TaurexTransmission}[case.geometry]
     tx = geometry(
