@@ -233,7 +233,8 @@ def log_dataset(datamodule: SpectraDataModule, root: Path) -> None:
     Each split is its own named dataset: MLflow keeps one input per (name, digest) and run, so three splits under
     one name would leave only the training split (and its row count) in the run."""
     digest = dataset_digest(datamodule, root)
-    source = (root / datamodule.directory / datamodule.composition).resolve()  # a file URI needs an absolute path
+    # the directory already holds the root (dataset_dir); a file URI needs it absolute
+    source = (datamodule.directory / datamodule.composition).resolve()
     for split, context in (("train", "training"), ("val", "validation"), ("test", "testing")):
         spectra = datamodule.split(split)
         table = pd.concat([pd.DataFrame({"planet": spectra.planet}), pd.DataFrame(
