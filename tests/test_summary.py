@@ -20,7 +20,8 @@ Running stage 'evaluate':
 > python src/evaluate.py
 """
 UP_TO_DATE = "'data.dvc' didn't change, skipping\nStage 'opacities' didn't change, skipping\n"
-DREAMS = {"H2O": {}, "CO": {}, "CO2": {}, "model": {"kind": "dbn"},
+DREAMS = {**{m: {"methods": {"generative": {}, "optimisation": {}}} for m in ("H2O", "CO", "CO2")},
+          "model": {"kind": "dbn"},
           "summary": {"primary_method": "generative", "not_distinguishable": [],
                       "generative": {"n_diagonal": 1, "off_diagonal": ["CO", "CO2"]},
                       "optimisation": {"n_diagonal": 3, "off_diagonal": []}}}

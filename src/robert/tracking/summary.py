@@ -33,7 +33,7 @@ def _champion(client: MlflowClient, name: str) -> str:
 
 def dream_line(payload: Mapping) -> str:
     """How many molecules' dreams look most like their own class, per dream method (results/dream/dreams.json)."""
-    n_molecules = len([key for key in payload if key not in ("model", "summary")])
+    n_molecules = sum(isinstance(entry, Mapping) and "methods" in entry for entry in payload.values())
     methods = {k: v for k, v in payload["summary"].items() if isinstance(v, Mapping) and "n_diagonal" in v}
     counts = ", ".join(f"{method} {m['n_diagonal']} of {n_molecules}" for method, m in methods.items())
     return f"dreams on the diagonal: {counts} [build/dream/report.html]"
