@@ -91,7 +91,10 @@ class RecogniserModule(pl.LightningModule):
             optimizer = torch.optim.SGD(parameters, lr=finetune["lr"], momentum=finetune["momentum"],
                                         weight_decay=finetune["weight_decay"])
         else:
-            optimizer = torch.optim.AdamW(parameters, lr=finetune["lr"], weight_decay=finetune["weight_decay"])
+            # fused: one kernel over all parameters instead of a loop of small ones (CPU and CUDA; measured ~2x
+            # faster optimiser steps on 2 cores, benchmarks/train.py --profile)
+            optimizer = torch.optim.AdamW(parameters, lr=finetune["lr"], weight_decay=finetune["weight_decay"],
+                                          fused=True)
         if finetune["lr_schedule"] == "constant":
             return optimizer
         # Cosine decay over the fine-tuning epochs (Loshchilov & Hutter 2017, no restarts): the last epochs take

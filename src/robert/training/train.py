@@ -196,7 +196,8 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
                        start, *callbacks],
             enable_progress_bar=bool(trainer_cfg["progress_bar"]), enable_model_summary=False,
             num_sanity_val_steps=int(trainer_cfg["num_sanity_val_steps"]),
-            log_every_n_steps=int(trainer_cfg["log_every_n_steps"]), default_root_dir=checkpoint_dir)
+            log_every_n_steps=int(trainer_cfg["log_every_n_steps"]), profiler=trainer_cfg.get("profiler"),
+            default_root_dir=checkpoint_dir)
         with warnings.catch_warnings():
             # This directory holds our own run-id file before the first checkpoint (and last.ckpt, which we
             # resume from, after a kill): Lightning's "not empty" warning is expected here, not a hazard.
