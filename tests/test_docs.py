@@ -3,9 +3,13 @@ generated tables agree with the tracked numbers."""
 
 from __future__ import annotations
 
+import io
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +64,23 @@ def test_the_make_targets_the_docs_name_exist():
             assert target in targets, f"{path.name} names `make {target}`, which the Makefile does not define"
 
 
-def test_the_generated_tables_agree_with_the_numbers():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tables.py"), "--check"], cwd=ROOT,
+def tables_check(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(root / "benchmarks" / "tables.py"), "--check"], cwd=root,
                           capture_output=True, text=True)
+
+
+def test_the_generated_tables_agree_with_the_numbers(tmp_path):
+    proc = tables_check(ROOT)
+    numbers = ["results", "benchmarks/results"]
+    rerun = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *numbers], cwd=ROOT).returncode == 1
+    if proc.returncode != 0 and rerun:
+        # `make run` here rewrote results/ with this machine's numbers: the docs must still agree with the
+        # committed ones (this tree's docs and script, the numbers as committed)
+        (tmp_path / "benchmarks").mkdir()
+        for name in ("README.md", "BENCHMARKS.md", "docs", "benchmarks/tables.py"):
+            (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+        archive = subprocess.run(["git", "archive", "HEAD", *numbers], cwd=ROOT, capture_output=True, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tmp_path, filter="data")
+        proc = tables_check(tmp_path)
     assert proc.returncode == 0, proc.stderr
