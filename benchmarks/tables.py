@@ -172,6 +172,18 @@ def benchmark_table(name: str, keys: list[str] | None = None) -> Callable[[], st
     return render
 
 
+def make_run_parts() -> str:
+    """Where a fresh clone's `make run` spends its time: install and data, then each DVC stage."""
+    entry = record("fresh_clone")
+    parts = (entry or {}).get("result", {}).get("make_run_parts_seconds")
+    if not parts:
+        return "Not measured yet: run `python benchmarks/fresh_clone.py`.\n"
+    total = sum(parts.values())
+    rows = [[f"`{name}`" if name != "install_and_data" else "install and data", f"{seconds / 60:.1f}",
+             f"{100 * seconds / total:.0f} %"] for name, seconds in parts.items()]
+    return provenance(entry) + "\n\n" + table(["part", "minutes", "share"], rows)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "results": results_table,
     "targets": targets_table,
@@ -200,6 +212,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "tune": benchmark_table("tune"),
     "compare_poseidon": benchmark_table("compare_poseidon"),
     "fresh_clone": benchmark_table("fresh_clone"),
+    "make_run_parts": make_run_parts,
 }
 
 
