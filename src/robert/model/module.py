@@ -92,7 +92,7 @@ class RecogniserModule(pl.LightningModule):
                                         weight_decay=finetune["weight_decay"])
         else:
             # fused: one kernel over all parameters instead of a loop of small ones (CPU and CUDA; measured ~2x
-            # faster optimiser steps on 2 cores, benchmarks/train.py --profile)
+            # faster optimiser steps on 2 cores, benchmarks/train.py --speed)
             optimizer = torch.optim.AdamW(parameters, lr=finetune["lr"], weight_decay=finetune["weight_decay"],
                                           fused=True)
         if finetune["lr_schedule"] == "constant":

@@ -241,7 +241,7 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
 
     Written for speed on CPU as well as GPU (this runs on every training batch): blends by a float mask and
     ``index_select`` where ``torch.where`` and advanced indexing are several times slower on CPU (measured,
-    benchmarks/train.py --profile).
+    benchmarks/train.py --speed).
     """
     index, size = _segment_index(segments)
     flat = index.flatten()
