@@ -31,6 +31,17 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model or platform.machine()}), {memory:.0f} GiB, torch {torch.__version__}{gpu}"
 
 
+def command_line() -> str:
+    """The benchmark's command as a user types it from the project root."""
+    return "python " + shlex.join(["benchmarks/" + Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def record_of(name: str) -> dict | None:
+    """The last recorded entry of benchmark ``name`` (benchmarks/results/<name>.json), if any."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def emit(name: str, result: dict, record: bool = True) -> None:
     """Print the JSON line; with ``record``, write benchmarks/results/<name>.json atomically."""
     line = json.dumps(result)
@@ -39,8 +50,7 @@ def emit(name: str, result: dict, record: bool = True) -> None:
         return
     RESULTS.mkdir(exist_ok=True)
     entry = {"benchmark": name, "date": datetime.date.today().isoformat(), "machine": machine(),
-             "command": "python " + shlex.join(["benchmarks/" + Path(sys.argv[0]).name, *sys.argv[1:]]),
-             "result": result}
+             "command": command_line(), "result": result}
     tmp = RESULTS / f".{name}.json.tmp"
     tmp.write_text(json.dumps(entry, indent=2) + "\n")
     tmp.replace(RESULTS / f"{name}.json")

@@ -28,6 +28,7 @@ Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 import time
@@ -38,7 +39,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from record import emit  # benchmarks/record.py, beside this script
+from record import command_line, emit, record_of  # benchmarks/record.py, beside this script
 from robert.data.dataset import resolve_planets
 from robert.training.evaluate import evaluate, scores
 from robert.training.train import build_datamodule, train
@@ -46,6 +47,13 @@ from robert.training.train import build_datamodule, train
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench" / "train"
 PARTS = ("realistic", "peers", "single", "mixture", "paper", "speed")
+# the keys of the train record each part writes: a run of some parts (--only) keeps the others' last measurement
+PART_KEYS = {"realistic": ("completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max",
+                           "train_seconds", "realistic"),
+             "peers": ("peers", "peer_details", "dbn_behind_best_peer"),
+             "single": ("single",),
+             "mixture": ("mixture_macro_f1", "mixture"),
+             "paper": ("paper_test_accuracy", "paper_test_accuracy_8", "paper")}
 HEADLINE = ("completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "macro_f1",
             "accuracy", "accuracy_outside_groups", "exact_match", "hamming_loss")
 
@@ -172,7 +180,26 @@ def main() -> None:
         report |= {"train_seconds": fast["train_seconds"], "baseline_train_seconds": slow["train_seconds"],
                    "speedup": round(slow["train_seconds"] / fast["train_seconds"], 2),
                    "profile": fast.pop("profile", None), "test_metrics": {"default": fast, "baseline": slow}}
-    emit("train_speed" if parts == ["speed"] else "train", report)
+    if parts == ["speed"]:
+        emit("train_speed", report)
+    else:
+        emit("train", merged_with_last(report, parts))
+
+
+def merged_with_last(report: dict, parts: list[str]) -> dict:
+    """``report`` plus the last recorded train benchmark's values of the parts not run now, so one JSON holds every
+    regime; ``measured`` says which command and date gave each part (a part run now: today, this command)."""
+    last_entry = record_of("train") or {}
+    last = last_entry.get("result", {})
+    when = {"date": datetime.date.today().isoformat(), "command": command_line()}
+    measured = {part: when for part in PART_KEYS if part in parts}
+    for part, keys in PART_KEYS.items():
+        if part in parts or not any(key in last for key in keys):
+            continue
+        report |= {key: last[key] for key in keys if key in last and key not in report}
+        measured[part] = (last.get("measured") or {}).get(part) or {"date": last_entry.get("date"),
+                                                                   "command": last_entry.get("command")}
+    return report | {"measured": measured}
 
 
 if __name__ == "__main__":

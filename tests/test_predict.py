@@ -102,6 +102,32 @@ def test_the_gas_in_the_window_is_detected_where_present_and_only_there(models):
     assert np.mean(verdict[~present] == NOT_DETECTED) >= 0.9     # measured: 1.0 (44 of 44)
 
 
+def test_a_batch_gives_the_same_answers_however_it_is_chunked(models, monkeypatch):
+    """Large batches run in chunks of spectra (cache-sized arrays): the answer must not depend on the chunking, and a
+    batch must answer each spectrum as it would alone."""
+    import robert.inference.predictor as predictor
+
+    table = spectra_table(models, (1.0, 12.0), 30.0)
+    model = pyfunc(models)
+    whole = model.predict(table)
+    monkeypatch.setattr(predictor, "CHUNK_SPECTRA", 7)  # several chunks, the last one partial
+    chunked = model.predict(table)
+    pd.testing.assert_frame_equal(chunked, whole)
+    alone = model.predict(table[table["spectrum"] == "s3"])
+    row = whole[whole["spectrum"] == "s3"].reset_index(drop=True)
+    np.testing.assert_allclose(alone["probability"], row["probability"], rtol=1e-5)
+    assert list(alone["verdict"]) == list(row["verdict"])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8])
+def test_row_median_is_the_median(n):
+    from robert.inference.predictor import row_median
+
+    values = np.random.default_rng(n).random((5, n)).astype(np.float32)
+    values[0] = 0.5  # ties
+    np.testing.assert_array_equal(row_median(values), np.median(values, axis=1))
+
+
 def test_rows_outside_the_grid_are_dropped_listed_and_change_nothing(models, tmp_path, capsys):
     inside = published_table(split_of(models).depth[0], models.grid_um, 1.1, 5.0, 30, 50.0, 0)
     outside = pd.DataFrame({"wavelength_um": [0.55, 0.8, 23.5], "bin_low_um": [0.5, 0.75, 21.0],

@@ -71,14 +71,14 @@ class ConstraintReferences:
     def detectable_fraction(self, mapping: GridMapping, mean_depth: np.ndarray,
                             inverse_variance: np.ndarray) -> np.ndarray:
         """(S, M): share of each molecule's references this spectrum would detect (NaN: none stored)."""
-        chi2 = (np.asarray(mean_depth, float)[:, None] ** 2) * (inverse_variance @ self.segment_terms(mapping))
-        detected = chi2 >= self.min_chi2
-        out = np.full((len(mean_depth), self.n_molecules), np.nan)
-        for m in range(self.n_molecules):
-            members = self.molecule == m
-            if members.any():
-                out[:, m] = detected[:, members].mean(1)
-        return out
+        # float32 products (the terms are float16 references): 7 digits where the threshold needs 2, ~2x faster;
+        # Delta chi^2 = <D>^2 (w @ terms) >= min_chi2 compared as (w @ terms) >= min_chi2 / <D>^2
+        scaled = np.asarray(inverse_variance, np.float32) @ self.segment_terms(mapping)
+        limit = (self.min_chi2 / np.asarray(mean_depth, float) ** 2).astype(np.float32)
+        detected = (scaled >= limit[:, None]).astype(np.float32)
+        members = (self.molecule[:, None] == np.arange(self.n_molecules)).astype(np.float32)  # (R, M)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a molecule without references: 0 / 0 = NaN
+            return (detected @ members).astype(float) / members.sum(0)
 
 
 def _segment_terms(references: ConstraintReferences, mapping: GridMapping) -> np.ndarray:

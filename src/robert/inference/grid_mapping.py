@@ -115,25 +115,35 @@ def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.
     """Spectra sharing one layout, (S, R) depths and errors -> their :class:`Observation` on the grid, and the
     (S, n_segments) inverse variances of the segments (what the significance of a fingerprint needs)."""
     kept = mapping.row_segment >= 0
-    n_spectra, n_segments = depth.shape[0], mapping.n_segments
-    weight = 1.0 / np.asarray(depth_err, float)[:, kept] ** 2
-    # rows -> segments as one sparse product for every spectrum of the layout (6x faster than np.add.at)
-    to_segments = sparse.csr_array((np.ones(int(kept.sum())), (np.arange(int(kept.sum())),
-                                                                 mapping.row_segment[kept])),
-                                   shape=(int(kept.sum()), n_segments))
-    inverse_variance = (to_segments.T @ weight.T).T
-    value_seg = (to_segments.T @ (weight * np.asarray(depth, float)[:, kept]).T).T / inverse_variance
-    sigma_seg = inverse_variance ** -0.5
+    row_segment = mapping.row_segment[kept]
+    depth, depth_err = np.asarray(depth, float), np.asarray(depth_err, float)
+    if not kept.all():
+        depth, depth_err = depth[:, kept], depth_err[:, kept]
+    inverse_variance = 1.0 / depth_err**2
+    n_segments = mapping.n_segments
+    if np.array_equal(row_segment, np.arange(n_segments)):  # one row per segment, in order (most spectra)
+        value_seg = depth
+    else:
+        # rows -> segments as one sparse product for every spectrum of the layout (6x faster than np.add.at)
+        to_segments = sparse.csr_array((np.ones(len(row_segment)), (np.arange(len(row_segment)), row_segment)),
+                                       shape=(len(row_segment), n_segments))
+        value_seg = (to_segments.T @ (inverse_variance * depth).T).T
+        inverse_variance = (to_segments.T @ inverse_variance.T).T
+        value_seg /= inverse_variance
+    # segment -> cell expansion with one gather per array (float32, as the network reads it); the unobserved cells
+    # read a padding segment: value 0, sigma inf
     cells = mapping.cell_segment
     observed = cells >= 0
-    n_cells = mapping.cells_per_segment
-    values = np.zeros((n_spectra, len(cells)))
-    sigma = np.full((n_spectra, len(cells)), np.inf)
-    values[:, observed] = value_seg[:, cells[observed]]
-    sigma[:, observed] = (sigma_seg * np.sqrt(n_cells))[:, cells[observed]]
-    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-    mask = torch.as_tensor(np.broadcast_to(observed, values.shape).copy())
-    return Observation(as_t(values), as_t(sigma), mask), inverse_variance
+    if value_seg is depth and np.array_equal(cells, np.arange(len(cells))):  # a row per cell: nothing to gather
+        values, sigma = depth.astype(np.float32), depth_err.astype(np.float32)
+    else:
+        sigma_cell = (inverse_variance ** -0.5) * np.sqrt(mapping.cells_per_segment)
+        gather = np.where(observed, cells, n_segments)
+        pad = lambda a, fill: np.concatenate(  # noqa: E731
+            [a.astype(np.float32), np.full((len(a), 1), fill, np.float32)], axis=1)
+        values, sigma = pad(value_seg, 0.0).take(gather, axis=1), pad(sigma_cell, np.inf).take(gather, axis=1)
+    mask = torch.from_numpy(np.broadcast_to(observed, values.shape).copy())
+    return Observation(torch.from_numpy(values), torch.from_numpy(sigma), mask), inverse_variance
 
 
 __all__ = ["GridMapping", "OUTSIDE", "OVERLAP", "build_mapping", "cached_mapping", "observe_rows_on_grid"]

@@ -30,6 +30,7 @@ OUTPUT_COLUMNS = {"spectrum": "string", "molecule": "string", "probability": "do
                   "detectable_fraction": "double", "snr": "double", "n_points": "long", "n_dropped": "long",
                   "instrument": "string", "geometry": "string"}
 DETECTED, NOT_DETECTED, NOT_CONSTRAINED = "detected", "not detected", "not constrained"
+CHUNK_SPECTRA = 2048  # spectra of one layout processed together
 
 
 def layouts(spectra: ObservedSpectra) -> list[list[int]]:
@@ -51,6 +52,15 @@ def layouts(spectra: ObservedSpectra) -> list[list[int]]:
 
 
 
+def row_median(values: np.ndarray) -> np.ndarray:
+    """np.median(values, axis=1) for finite values, by one partition (np.median's NaN checks and general path cost
+    as much again on large batches)."""
+    half = values.shape[1] // 2
+    if values.shape[1] % 2:
+        return np.partition(values, half, axis=1)[:, half]
+    return np.partition(values, [half - 1, half], axis=1)[:, half - 1:half + 1].mean(axis=1)
+
+
 def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndarray,
                      references: ConstraintReferences, settings: Mapping, spectra: ObservedSpectra,
                      geometry: str, model: str) -> pd.DataFrame:
@@ -63,23 +73,30 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
     probs, fraction = np.zeros((n, m)), np.zeros((n, m))
     snr, n_used = np.zeros(n), np.zeros(n, dtype=int)
     dropped: dict[str, list[str]] = {}
-    for members in layouts(spectra):
+    for members in map(np.asarray, layouts(spectra)):
         first = spectra.rows(members[0])
         mapping = cached_mapping(spectra.bin_low_um[first], spectra.bin_high_um[first], grid_um,
                                  float(settings["min_bin_fraction"]))
         if mapping.n_segments == 0:
             raise UserError(f"{spectra.names[members[0]]}: no row lies on the model grid "
                             f"({grid_um[0]:.3g}-{grid_um[-1]:.3g} um; wavelength_um must be in micron)")
-        rows = spectra.offsets[members][:, None] + np.arange(first.stop - first.start)[None, :]
-        observation, inverse_variance = observe_rows_on_grid(mapping, spectra.depth[rows], spectra.depth_err[rows])
-        with torch.no_grad():
-            probs[members] = network.predict_proba(network.encode(observation)).numpy()
-        values = observation.values.numpy()
-        observed = observation.mask.numpy()
-        mean_depth = np.where(observed, values, 0).sum(1) / observed.sum(1)
-        fraction[members] = references.detectable_fraction(mapping, mean_depth, inverse_variance)
-        # the spectra of one layout share their observed cells: a plain median over those columns
-        snr[members] = mean_depth / np.median(observation.sigma.numpy()[:, observed[0]], axis=1)
+        # in chunks: a chunk's arrays stay in the CPU's caches (one pass over a 10,000-spectrum batch at once
+        # was ~2x slower, benchmarks/predict.py), and memory stays bounded for any batch size
+        for start in range(0, len(members), CHUNK_SPECTRA):
+            chunk = members[start:start + CHUNK_SPECTRA]
+            rows = spectra.offsets[chunk][:, None] + np.arange(first.stop - first.start)[None, :]
+            observation, inverse_variance = observe_rows_on_grid(mapping, spectra.depth[rows],
+                                                                 spectra.depth_err[rows])
+            with torch.no_grad():
+                probs[chunk] = network.predict_proba(network.encode(observation)).numpy()
+            # the spectra of one layout share their observed cells (C order: numpy's [:, mask] is not, and its
+            # partition along rows then runs 8x slower)
+            observed = np.flatnonzero(mapping.cell_segment >= 0)
+            values, sigma = (np.ascontiguousarray(a.numpy()[:, observed]) for a in (observation.values,
+                                                                                    observation.sigma))
+            mean_depth = values.sum(1, dtype=np.float64) / len(observed)
+            fraction[chunk] = references.detectable_fraction(mapping, mean_depth, inverse_variance)
+            snr[chunk] = mean_depth / row_median(sigma)
         n_used[members] = int((mapping.row_segment >= 0).sum())
         for row in np.flatnonzero(mapping.row_segment < 0):
             for member in members:
