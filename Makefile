@@ -14,19 +14,28 @@ ifdef DEVICE
 export ROBERT_DEVICE := $(DEVICE)
 endif
 
-.PHONY: run run-all paper test data venv lint bench ui summary
+.PHONY: run run-all paper test data venv lint lock bench ui summary
 
-$(RUN_STAMP): pyproject.toml
+# torch (pinned to 2.13.0, the CPU wheel: a range would pull a multi-GB CUDA build) comes from pip, which finds a
+# local copy where the machine has one; uv installs everything else (in parallel: half pip's time), every package
+# at its version in constraints.txt
+UV := $(VENV)/bin/uv pip install --python $(PY) --quiet -c constraints.txt
+
+$(RUN_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch is pinned to 2.13.0 (the CPU wheel): a range would pull a multi-GB CUDA build
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet uv==0.13.8 torch==2.13.0
+	$(UV) -e .
 	touch $(RUN_STAMP)
 
 # the tests also need pytest/ruff (dev), TauREx 3 for the cross-checks (validate), the PostgreSQL driver (tune)
 $(TEST_STAMP): $(RUN_STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,validate,tune]'
+	$(UV) -e '.[dev,validate,tune]'
 	touch $(TEST_STAMP)
+
+## lock: rewrite constraints.txt from the test environment (after a change of pyproject.toml's dependencies)
+lock: $(TEST_STAMP)
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v -e '^#' -e '^uv==' \
+	  | sed 's/+cpu$$//'; } > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
 
 venv: $(RUN_STAMP)
 

@@ -5,7 +5,7 @@
 Clones this repository's committed HEAD into a temporary directory (no venv, no data, no build, no MLflow store:
 what a newcomer has), runs `make run`, then `make run` again (which must do nothing), then `make test`, each timed
 by the wall clock (`make run` also per part: install and data, then each DVC stage). pip's download cache is
-not used (PIP_NO_CACHE_DIR). Last line: one JSON object (seconds of each,
+not used, nor uv's (PIP_NO_CACHE_DIR, UV_NO_CACHE). Last line: one JSON object (seconds of each,
 whether the second run did nothing). The clone's ../shared is linked when this checkout has one, as CI's is.
 """
 
@@ -58,7 +58,8 @@ def main() -> None:
     if (ROOT.parent / "shared").exists() and not (parent / "shared").exists():
         (parent / "shared").symlink_to(ROOT.parent / "shared")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "MLFLOW_", "ROBERT_"))}
-    env |= {"PIP_NO_CACHE_DIR": "1", "PATH": ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)}
+    env |= {"PIP_NO_CACHE_DIR": "1", "UV_NO_CACHE": "1",
+            "PATH": ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)}
     result: dict = {}
     run_seconds, rc, parts = timed(["make", "run"], clone, env, parent / "make-run.log")
     result |= {"make_run_seconds": round(run_seconds), "make_run_exit": rc, "make_run_parts_seconds": parts}

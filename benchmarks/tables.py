@@ -48,7 +48,15 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def provenance(entry: dict) -> str:
-    return f"{entry['date']}, {entry['machine']}: `{entry['command']}`"
+    """Date, machine and command; a record merged from runs of some parts each (``measured``) lists every run."""
+    measured = entry.get("result", {}).get("measured")
+    if not measured:
+        return f"{entry['date']}, {entry['machine']}: `{entry['command']}`"
+    runs: dict[tuple[str, str], list[str]] = {}
+    for part, when in measured.items():
+        runs.setdefault((when["date"], when["command"]), []).append(part)
+    listed = "; ".join(f"{', '.join(parts)}: `{command}` ({date})" for (date, command), parts in runs.items())
+    return f"{entry['machine']}; {listed}"
 
 
 # --- README -------------------------------------------------------------------------------------------------------

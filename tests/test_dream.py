@@ -197,7 +197,8 @@ def test_the_dream_run_is_tagged_with_the_model_version_it_dreamt_from(report, s
 
 def test_same_seed_gives_the_same_bytes_and_another_seed_another_dream(report, store, tmp_path):
     _, out_dir = report
-    dream_report(dream_config(store, tmp_path), ROOT)
+    # one molecule at a time here, one per core in the fixture: the same bytes either way
+    dream_report(dream_config(store, tmp_path, "dream.workers=1"), ROOT)
     for name in ("dreams.json", "dream_spectra.csv", "dreams.png", "report.html"):
         assert (tmp_path / name).read_bytes() == (out_dir / name).read_bytes(), name
     network = registered_network().network
@@ -259,6 +260,7 @@ def test_a_model_without_a_trained_generative_stack_is_refused_for_the_generativ
     (["dream.optimisation.start=1.5"], r"^dream.optimisation.start must be a number >= 0 and <= 1; got 1.5$"),
     (["dream.generative.start=middle"], r"^unknown dream.generative.start 'middle'; expected one of: label, random$"),
     (["dream.context_snr=0"], r"^dream.context_snr must be a positive number; got 0$"),
+    (["dream.workers=0"], r"^dream.workers must be a positive integer; got 0$"),
     (["dream.max_similarity_r=-1"], r"^dream.max_similarity_r must be a number > -1 and <= 1; got -1$"),
     (["~dream.optimisation.lr"], r"^dream.optimisation.lr is missing$"),
 ])

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,7 @@ class DreamSettings:
     metrics: Path
     readme_figure: Path | None
     torch_threads: int | None
+    workers: int
 
     @classmethod
     def from_config(cls, dream: Mapping[str, Any]) -> DreamSettings:
@@ -121,7 +124,9 @@ class DreamSettings:
             _molecule_list(dream.get("figure_molecules"), "dream.figure_molecules"),
             Path(require(dream, "out_dir", "dream.out_dir")), Path(require(dream, "metrics", "dream.metrics")),
             Path(dream["readme_figure"]) if dream.get("readme_figure") else None,
-            None if threads is None else check_positive_int(threads, "dream.torch_threads"))
+            None if threads is None else check_positive_int(threads, "dream.torch_threads"),
+            os.cpu_count() or 1 if dream.get("workers") is None
+            else check_positive_int(dream.get("workers"), "dream.workers"))
 
 
 def dream_all(network: Recogniser, molecules: list[str], method: str, settings: DreamSettings,
@@ -129,8 +134,14 @@ def dream_all(network: Recogniser, molecules: list[str], method: str, settings: 
     """One dream per molecule; ``contexts`` (M, n_inputs): the inputs whose non-depth channels the optimisation
     holds fixed (:mod:`robert.dream.optimisation`)."""
     if method == "generative":
-        return [generative_dream(network, molecules, j, settings.n_chains, settings.n_gibbs_steps, settings.seed,
-                                 settings.chain_start) for j in range(len(molecules))]
+        # molecules in parallel threads (torch releases the GIL in its kernels): each molecule's chains draw from
+        # their own generator and run single-threaded kernels, so the dreams are the same bytes for any count
+        def dream_one(j: int) -> Dream:
+            return generative_dream(network, molecules, j, settings.n_chains, settings.n_gibbs_steps, settings.seed,
+                                    settings.chain_start)
+
+        with ThreadPoolExecutor(max_workers=settings.workers) as pool:
+            return list(pool.map(dream_one, range(len(molecules))))
     return [optimisation_dream(network, molecules, j, settings.optimisation, contexts[j:j + 1])
             for j in range(len(molecules))]
 
