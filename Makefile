@@ -17,9 +17,9 @@ endif
 .PHONY: run run-all paper test data venv lint lock bench ui summary
 
 # torch (pinned to 2.13.0, the CPU wheel: a range would pull a multi-GB CUDA build) comes from pip, which finds a
-# local copy where the machine has one; uv installs everything else (in parallel: half pip's time), every package
-# at its version in constraints.txt, compiled to bytecode as pip does (without it every stage's imports compile
-# mlflow, lightning, pandas ... again where PYTHONDONTWRITEBYTECODE is set: ~9 s a process)
+# local copy where the machine has one; uv installs everything else in parallel (about two thirds of pip's time),
+# every package at its version in constraints.txt, compiled to bytecode as pip does (without it every stage's
+# imports compile mlflow, lightning, pandas ... again where PYTHONDONTWRITEBYTECODE is set: ~9 s a process)
 UV := $(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode -c constraints.txt
 
 $(RUN_STAMP): pyproject.toml constraints.txt
