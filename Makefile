@@ -9,6 +9,8 @@ TEST_STAMP := $(VENV)/.installed-test
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
+# seconds per download (uv's default, 30, gives up where a slow registry stalls; pip here waits 180)
+export UV_HTTP_TIMEOUT ?= 180
 # `make run DEVICE=cuda`: the simulator, the trainer and the evaluation on the GPU (conf/train.yaml: device)
 ifdef DEVICE
 export ROBERT_DEVICE := $(DEVICE)
