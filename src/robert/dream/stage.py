@@ -125,7 +125,7 @@ class DreamSettings:
             Path(require(dream, "out_dir", "dream.out_dir")), Path(require(dream, "metrics", "dream.metrics")),
             Path(dream["readme_figure"]) if dream.get("readme_figure") else None,
             None if threads is None else check_positive_int(threads, "dream.torch_threads"),
-            os.cpu_count() or 1 if dream.get("workers") is None
+            (os.cpu_count() or 1) if dream.get("workers") is None
             else check_positive_int(dream.get("workers"), "dream.workers"))
 
 

@@ -121,7 +121,8 @@ def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.
         depth, depth_err = depth[:, kept], depth_err[:, kept]
     inverse_variance = 1.0 / depth_err**2
     n_segments = mapping.n_segments
-    if np.array_equal(row_segment, np.arange(n_segments)):  # one row per segment, in order (most spectra)
+    one_row_per_segment = np.array_equal(row_segment, np.arange(n_segments))  # in order (most spectra)
+    if one_row_per_segment:
         value_seg = depth
     else:
         # rows -> segments as one sparse product for every spectrum of the layout (6x faster than np.add.at)
@@ -134,7 +135,7 @@ def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.
     # read a padding segment: value 0, sigma inf
     cells = mapping.cell_segment
     observed = cells >= 0
-    if value_seg is depth and np.array_equal(cells, np.arange(len(cells))):  # a row per cell: nothing to gather
+    if one_row_per_segment and np.array_equal(cells, np.arange(len(cells))):  # a row per cell: nothing to gather
         values, sigma = depth.astype(np.float32), depth_err.astype(np.float32)
     else:
         sigma_cell = (inverse_variance ** -0.5) * np.sqrt(mapping.cells_per_segment)

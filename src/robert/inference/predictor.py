@@ -80,8 +80,11 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
         if mapping.n_segments == 0:
             raise UserError(f"{spectra.names[members[0]]}: no row lies on the model grid "
                             f"({grid_um[0]:.3g}-{grid_um[-1]:.3g} um; wavelength_um must be in micron)")
+        # the spectra of one layout share their observed cells (indices, not a mask: numpy's [:, mask] is not in C
+        # order, and the median's partition along rows then runs 8x slower)
+        observed = np.flatnonzero(mapping.cell_segment >= 0)
         # in chunks: a chunk's arrays stay in the CPU's caches (one pass over a 10,000-spectrum batch at once
-        # was ~2x slower, benchmarks/predict.py), and memory stays bounded for any batch size
+        # was ~1.5x slower, benchmarks/predict.py), and memory stays bounded for any batch size
         for start in range(0, len(members), CHUNK_SPECTRA):
             chunk = members[start:start + CHUNK_SPECTRA]
             rows = spectra.offsets[chunk][:, None] + np.arange(first.stop - first.start)[None, :]
@@ -89,9 +92,6 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
                                                                  spectra.depth_err[rows])
             with torch.no_grad():
                 probs[chunk] = network.predict_proba(network.encode(observation)).numpy()
-            # the spectra of one layout share their observed cells (C order: numpy's [:, mask] is not, and its
-            # partition along rows then runs 8x slower)
-            observed = np.flatnonzero(mapping.cell_segment >= 0)
             values, sigma = (np.ascontiguousarray(a.numpy()[:, observed]) for a in (observation.values,
                                                                                     observation.sigma))
             mean_depth = values.sum(1, dtype=np.float64) / len(observed)
