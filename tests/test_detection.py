@@ -147,6 +147,51 @@ def test_bad_label_settings_are_one_line_errors(section, message):
         LabelSettings.from_config(section)
 
 
+def test_offsets_between_instruments_are_profiled_out_of_delta_chi2():
+    """Two instruments (groups 0 and 1): Delta chi^2 with the second one's level free equals a weighted least-squares
+    fit of that offset by hand; a fingerprint that is only a level step between the instruments is never detected,
+    and one inside the reference instrument alone keeps its whole significance."""
+    segments = torch.tensor([[0, 0, 1, 1, 2, 2, -1, 3, 4, 5, -1, -1]])
+    groups = torch.tensor([[0, 0, 0, 0, 0, 0, -1, 1, 1, 1, -1, -1]])
+    sigma = torch.linspace(0.5, 1.5, 12)[None]
+    random = torch.randn(1, 1, 12, generator=torch.Generator().manual_seed(1))
+    step = torch.zeros(1, 1, 12)
+    step[0, 0, 7:10] = 3.0
+    inside = torch.zeros(1, 1, 12)
+    inside[0, 0, 2:4] = 1.0
+    delta = torch.cat([random, step, inside], dim=1)
+    depth = torch.full((1, 12), 100.0)
+    free = observe(depth, segments, sigma, torch.Generator().manual_seed(2), delta, groups).chi2[0]
+    fixed = observe(depth, segments, sigma, torch.Generator().manual_seed(2), delta).chi2[0]
+    # by hand, per segment: the mean difference, its sigma, and the fitted offset of group 1
+    ids = [[0, 1], [2, 3], [4, 5], [7], [8], [9]]
+    seg_sigma = np.array([np.sqrt(sum(sigma[0, c].item() ** 2 for c in cells)) / len(cells) for cells in ids])
+    weight = seg_sigma ** -2.0
+    in_group1 = np.array([False, False, False, True, True, True])
+    for k in range(3):
+        seg_delta = np.array([delta[0, k, cells].mean().item() for cells in ids])
+        whole = np.sum(weight * seg_delta ** 2)
+        profiled = whole - np.sum((weight * seg_delta)[in_group1]) ** 2 / np.sum(weight[in_group1])
+        assert fixed[k].item() == pytest.approx(whole, rel=1e-5)
+        assert free[k].item() == pytest.approx(profiled, rel=1e-5, abs=1e-5)
+    assert fixed[1] > 9.0 and free[1].item() == pytest.approx(0.0, abs=1e-5)
+    assert free[2].item() == pytest.approx(fixed[2].item(), rel=1e-6)
+
+
+def test_the_offset_prior_shifts_all_but_the_first_instrument_and_names_its_field():
+    prior = ObservationPrior.from_config({"snr": 50.0, "offsets": {"relative_sigma": [0.01, 0.02]}})
+    bank = PatternBank(torch.tensor([[0, 1, 2, 3, 4, 5]]), ["union"], torch.tensor([[0, 0, 0, 1, 1, 1]]))
+    observer = Observer(prior, np.linspace(1.0, 2.0, 6), {}, seed=0, bank=bank)
+    shifts = observer._offsets(torch.full((4000, 6), 2.0), bank.groups.expand(4000, 6), torch.Generator())
+    assert torch.all(shifts[:, :3] == 0) and torch.all(shifts[:, 3:] == shifts[:, 3:4])
+    spread = shifts[:, 3].std().item() / 2.0  # relative to the mean depth
+    assert 0.01 < spread < 0.02
+    for section, message in [({"relative_sigma": [0.0, 0.1]}, r"observation.offsets.relative_sigma"),
+                             ({}, r"observation.offsets.relative_sigma"), ("big", r"observation.offsets")]:
+        with pytest.raises(UserError, match=message):
+            ObservationPrior.from_config({"snr": 50.0, "offsets": section})
+
+
 def test_a_single_pattern_bank_observes_every_row_the_same_way():
     bank = PatternBank.single(np.array([-1, 5, 5, 9, -1]))
     assert bank.segments.tolist() == [[-1, 0, 0, 1, -1]]

@@ -205,6 +205,25 @@ def test_every_family_keeps_min_cells_and_measures_whole_contiguous_bins(bank, a
             assert all(len(c) == 1 or tuple(c) in preset_bins for c in cells), family
 
 
+def test_instrument_groups_follow_the_presets_of_a_union(bank, any_prior, presets):
+    """A union's cells carry the group of the preset they came from, in wavelength order; other families are one
+    instrument. The groups are what the offset prior shifts against each other."""
+    patterns, groups, families = bank.segments.numpy(), bank.groups.numpy(), np.array(bank.families)
+    assert np.array_equal(groups >= 0, patterns >= 0)
+    for family in ("full", "preset", "subrange", "binned"):
+        assert np.all(groups[(families == family)[:, None] & (patterns >= 0)] == 0), family
+    union = groups[families == "union"]
+    # two or three presets; one group where a preset lies wholly inside an earlier one (the first keeps cells)
+    assert (union.max(1) <= 2).all() and (union.max(1) >= 1).mean() > 0.5
+    preset_cells = [preset_segments(presets[name], GRID_UM) >= 0 for name in any_prior.presets]
+    for pattern, group in zip(patterns[families == "union"], union, strict=True):
+        # each group lies inside one preset's coverage, and a segment never spans two groups
+        for g in range(group.max() + 1):
+            assert any(np.all(cells[group == g]) for cells in preset_cells)
+        for s in np.unique(pattern[pattern >= 0]):
+            assert len(np.unique(group[pattern == s])) == 1
+
+
 def test_a_gap_removes_a_broad_band_whole():
     """Spitzer IRAC's four bands as the only preset: a gap through a band takes the band, not part of it."""
     presets = coverage_presets(ROOT / "conf", GRID_UM)

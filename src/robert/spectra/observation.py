@@ -19,7 +19,9 @@ over the batch, so the same code runs on CPU and GPU with no Python loop over sp
 
 The training prior over patterns (ASSUMPTIONS, weights in ``conf/observation/*.yaml``): the whole grid, the
 instrument presets of ``conf/instrument/``, unions of two or three presets, random contiguous sub-ranges,
-random sub-ranges re-binned to a coarser resolution, and any of these with random gaps cut out.
+random sub-ranges re-binned to a coarser resolution, and any of these with random gaps cut out. A union is
+several instruments: with ``observation.offsets`` each but the first gets a random level offset, which the
+Delta chi^2 of the labels then profiles out (:class:`OffsetPrior`, :func:`profile_offsets`).
 """
 
 from __future__ import annotations
@@ -161,18 +163,32 @@ def sample_pattern(family: str, prior: PatternPrior, presets: Sequence[np.ndarra
     raise UserError(f"unknown coverage family {family!r}; expected one of: {', '.join(PATTERN_FAMILIES)}")
 
 
+def instrument_groups(raw_segments: np.ndarray, n_cells: int) -> np.ndarray:
+    """(W,) instrument group of each cell of a pattern from :func:`sample_pattern` (-1 unobserved): a union's
+    presets keep their segment ids apart by multiples of ``n_cells``, so ``id // n_cells`` names the preset a
+    cell came from; every other family is one instrument (group 0)."""
+    raw_segments = np.asarray(raw_segments, dtype=np.int64)
+    return renumber(np.where(raw_segments >= 0, raw_segments // n_cells, -1))
+
+
 @dataclass
 class PatternBank:
-    """Coverage patterns to draw from: (P, W) segment ids (-1 unobserved) and each pattern's family."""
+    """Coverage patterns to draw from: (P, W) segment ids (-1 unobserved), the instrument group of each cell
+    (-1 unobserved; groups are what :class:`OffsetPrior` shifts against each other) and each pattern's family."""
 
     segments: Tensor
     families: list[str]
+    groups: Tensor | None = None  # None: one instrument per pattern
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            self.groups = torch.where(self.segments >= 0, 0, -1)
 
     def __len__(self) -> int:
         return int(self.segments.shape[0])
 
     def to(self, device: torch.device | str) -> PatternBank:
-        return PatternBank(self.segments.to(device), self.families)
+        return PatternBank(self.segments.to(device), self.families, self.groups.to(device))
 
     @classmethod
     def single(cls, segments: np.ndarray, family: str = "full") -> PatternBank:
@@ -192,8 +208,9 @@ def build_pattern_bank(prior: PatternPrior, presets: Mapping[str, Coverage], gri
     names = list(prior.weights)
     probabilities = np.array([prior.weights[k] for k in names]) / sum(prior.weights.values())
     families = [names[i] for i in rng.choice(len(names), size=prior.n_patterns, p=probabilities)]
-    patterns = np.stack([renumber(sample_pattern(f, prior, preset_patterns, n_cells, rng)) for f in families])
-    return PatternBank(torch.as_tensor(patterns), families)
+    raw = [sample_pattern(f, prior, preset_patterns, n_cells, rng) for f in families]
+    return PatternBank(torch.as_tensor(np.stack([renumber(r) for r in raw])), families,
+                       torch.as_tensor(np.stack([instrument_groups(r, n_cells) for r in raw])))
 
 
 # --- observing a batch ---------------------------------------------------------------------------------------
@@ -232,12 +249,14 @@ def _segment_sum(values: Tensor, index: Tensor, size: int) -> Tensor:
 
 
 def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generator: torch.Generator | None,
-            delta: Tensor | None = None) -> Observation:
+            delta: Tensor | None = None, groups: Tensor | None = None) -> Observation:
     """Observe clean spectra ``depth`` (B, W) through ``segments`` (B, W) with per-cell errors ``cell_sigma``.
 
     ``cell_sigma`` None is noiseless (the error channel is then 0 and ``chi2`` infinite where a difference is
     non-zero). ``delta`` (B, K, W): clean differences D_with - D_without of K gases per row (zeros for padding);
-    their Delta chi^2 over the segments is returned in ``Observation.chi2``.
+    their Delta chi^2 over the segments is returned in ``Observation.chi2``. ``groups`` (B, W): the instrument
+    group of each cell; given, the level of every group but the first is a free parameter, profiled out of
+    Delta chi^2 (:func:`profile_offsets`), as a retrieval fits an offset per instrument.
 
     Written for speed on CPU as well as GPU (this runs on every training batch): blends by a float mask and
     ``index_select`` where ``torch.where`` and advanced indexing are several times slower on CPU (measured,
@@ -276,9 +295,40 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
             # a difference with zero error (noiseless) is infinitely significant
             weight = torch.where(variance > 0, variance.reciprocal(), 0.0)
             chi2 = (delta_sum.square() * weight).sum(dim=2)
+            if groups is not None:
+                counts_row = counts[:-1].view(n_rows, 1, n_cells)
+                chi2 = profile_offsets(chi2, delta_sum * counts_row * weight, counts_row.square() * weight,
+                                       groups, row_index)
             undefined = ((delta_sum != 0) & (variance == 0)).any(dim=2)
             chi2 = torch.where(undefined, torch.inf, chi2)
     return Observation(values, sigma, mask, chi2)
+
+
+def profile_offsets(chi2: Tensor, weighted_delta: Tensor, weight: Tensor, groups: Tensor,
+                    row_index: Tensor) -> Tensor:
+    """Delta chi^2 (B, K) with a free level offset for every instrument group but the first, profiled out.
+
+    Per segment s: ``weighted_delta`` = w_s Delta D_s (B, K, W) and ``weight`` = w_s = 1 / sigma_s^2 (B, 1, W),
+    in segment slots; ``groups`` (B, W) per cell and ``row_index`` (B, W) each cell's segment slot (W = unobserved).
+    Fitting an offset c_g to the difference over group g's segments removes (sum_g w Delta D)^2 / sum_g w from
+    the sum of squares (weighted least squares of a constant): what is left is the part of the fingerprint no
+    level shift between instruments can mimic."""
+    n_rows, n_cells = groups.shape
+    # each segment's group (all cells of a segment share it), then per-group sums over segments
+    segment_group = torch.full((n_rows, n_cells + 1), -1, dtype=torch.long, device=groups.device)
+    segment_group.scatter_(1, row_index, groups.long())
+    segment_group = segment_group[:, :n_cells]
+    n_groups = int(segment_group.max().item()) + 1
+    if n_groups < 2:
+        return chi2
+    slot = torch.where(segment_group >= 1, segment_group, n_groups)  # group 0 (the reference) and empty: dump
+    shape = (n_rows, weighted_delta.shape[1], n_groups + 1)
+    fitted = torch.zeros(shape, dtype=chi2.dtype, device=chi2.device).scatter_add_(
+        2, slot[:, None, :].expand_as(weighted_delta), weighted_delta)[..., 1:n_groups]
+    total = torch.zeros(n_rows, 1, n_groups + 1, dtype=chi2.dtype, device=chi2.device).scatter_add_(
+        2, slot[:, None, :], weight)[..., 1:n_groups]
+    removed = torch.where(total > 0, fitted.square() / total.clamp(min=torch.finfo(chi2.dtype).tiny), 0.0)
+    return (chi2 - removed.sum(dim=2)).clamp(min=0.0)
 
 
 def cell_sigma_for(depth: Tensor, mask: Tensor, snr: Tensor, shape: Tensor) -> Tensor:
@@ -346,12 +396,37 @@ def parse_snr(value: object, field: str) -> tuple[float, float] | None:
 
 
 @dataclass(frozen=True)
+class OffsetPrior:
+    """Level offsets between the instruments of one spectrum (``observation.offsets``).
+
+    Spectra stitched from several instruments (WFC3 + Spitzer, NIRISS + NIRSpec) carry relative offsets of the
+    order of their error bars or more (different visits, stellar activity, systematics models); retrievals fit
+    one per instrument. Every instrument group but the first is shifted by c_g ~ N(0, s <D>), s drawn
+    log-uniform in ``relative_sigma`` per spectrum (<D>: the observed mean depth), and the detection labels
+    profile those offsets out (:func:`profile_offsets`): a gas counts as detected only through what an offset
+    cannot mimic."""
+
+    relative_sigma: tuple[float, float]
+
+    @classmethod
+    def from_config(cls, section: object, field: str = "observation.offsets") -> OffsetPrior | None:
+        if section is None:
+            return None
+        check_mapping(section, field)
+        low, high = check_range(section.get("relative_sigma"), f"{field}.relative_sigma", minimum=0.0,
+                                strictly_above=True)
+        return cls((float(low), float(high)))
+
+
+@dataclass(frozen=True)
 class ObservationPrior:
-    """How training spectra are observed (``conf/observation/*.yaml``): SNR, error shapes, coverage patterns."""
+    """How training spectra are observed (``conf/observation/*.yaml``): SNR, error shapes, coverage patterns,
+    offsets between instruments (None: none)."""
 
     snr: tuple[float, float] | None
     noise: NoiseShapes
     coverage: PatternPrior
+    offsets: OffsetPrior | None = None
 
     @classmethod
     def from_config(cls, section: Mapping, field: str = "observation") -> ObservationPrior:
@@ -360,7 +435,8 @@ class ObservationPrior:
         return cls(parse_snr(section.get("snr"), f"{field}.snr"),
                    NoiseShapes.white_only() if noise is None else NoiseShapes.from_config(noise, f"{field}.noise"),
                    PatternPrior.full_only() if section.get("coverage") is None
-                   else PatternPrior.from_config(section["coverage"], f"{field}.coverage"))
+                   else PatternPrior.from_config(section["coverage"], f"{field}.coverage"),
+                   OffsetPrior.from_config(section.get("offsets"), f"{field}.offsets"))
 
     @classmethod
     def white(cls, snr: float | None) -> ObservationPrior:
@@ -371,6 +447,12 @@ class ObservationPrior:
     @property
     def full_coverage_only(self) -> bool:
         return set(self.coverage.weights) == {"full"}
+
+
+def log_uniform(low: float, high: float, n: int, generator: torch.Generator | None) -> Tensor:
+    """(n,) float64 draws, log-uniform in [low, high]."""
+    return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * torch.rand(n, generator=generator,
+                                                                                 dtype=torch.float64))
 
 
 class Observer:
@@ -398,15 +480,28 @@ class Observer:
         segments = self.bank.segments[pattern].to(depth.device)
         if self.prior.snr is None:
             return observe(depth, segments, None, None, delta)
-        low, high = self.prior.snr
-        snr = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * torch.rand(n, generator=gen,
-                                                                                   dtype=torch.float64))
+        snr = log_uniform(*self.prior.snr, n, gen)
         shape = self.shapes[torch.randint(len(self.shapes), (n,), generator=gen)]
         sigma = cell_sigma_for(depth, segments >= 0, snr.to(depth.device, depth.dtype), shape.to(depth.device))
-        return observe(depth, segments, sigma, generator, delta)
+        groups = None
+        if self.prior.offsets is not None:  # drawn only when configured: other priors keep their random stream
+            groups = self.bank.groups[pattern].to(depth.device)
+            depth = depth + self._offsets(depth, groups, gen)
+        return observe(depth, segments, sigma, generator, delta, groups)
+
+    def _offsets(self, depth: Tensor, groups: Tensor, gen: torch.Generator | None) -> Tensor:
+        """(B, W) level offset of each cell: 0 in the first instrument group, c_g ~ N(0, s <D>) in the others."""
+        n, n_groups = depth.shape[0], int(self.bank.groups.max().item()) + 1
+        scale = log_uniform(*self.prior.offsets.relative_sigma, n, gen)
+        draws = torch.randn(n, max(n_groups, 1), generator=gen, dtype=torch.float64)
+        draws[:, 0] = 0.0
+        observed = groups >= 0
+        mean = torch.where(observed, depth, 0.0).sum(1) / observed.sum(1).clamp(min=1)
+        per_group = (draws * scale[:, None]).to(depth.device, depth.dtype) * mean[:, None]
+        return torch.where(observed, per_group.gather(1, groups.clamp(min=0)), 0.0)
 
 
-__all__ = ["CHANNELS", "ERROR_SCALE", "WHITE_SCALE", "Observation", "ObservationPrior", "Observer", "PatternBank",
-           "PatternPrior",
-           "build_pattern_bank", "cell_sigma_for", "network_inputs", "observe", "parse_snr", "preset_segments",
-           "renumber", "sample_pattern"]
+__all__ = ["CHANNELS", "ERROR_SCALE", "WHITE_SCALE", "Observation", "ObservationPrior", "Observer", "OffsetPrior",
+           "PatternBank", "PatternPrior", "build_pattern_bank", "cell_sigma_for", "instrument_groups",
+           "log_uniform", "network_inputs", "observe", "parse_snr", "preset_segments", "profile_offsets", "renumber",
+           "sample_pattern"]
