@@ -467,7 +467,6 @@ class Observer:
         self.prior = prior
         self.wavelength_um = torch.as_tensor(np.asarray(wavelength_um, dtype=np.float64))
         self.bank = bank or build_pattern_bank(prior.coverage, presets, np.asarray(wavelength_um), seed)
-        self.n_groups = int(self.bank.groups.max().item()) + 1  # instrument groups in the widest pattern
         # error shapes drawn once, like the patterns: a batch picks rows of this bank (no per-batch float64 work)
         shapes = 1 if set(prior.noise.weights) == {"white"} else n_shapes
         self.shapes = prior.noise.sample(self.wavelength_um, shapes, torch.Generator().manual_seed(seed))
@@ -492,9 +491,9 @@ class Observer:
 
     def _offsets(self, depth: Tensor, groups: Tensor, gen: torch.Generator | None) -> Tensor:
         """(B, W) level offset of each cell: 0 in the first instrument group, c_g ~ N(0, s <D>) in the others."""
-        n = depth.shape[0]
+        n, n_groups = depth.shape[0], int(self.bank.groups.max().item()) + 1
         scale = log_uniform(*self.prior.offsets.relative_sigma, n, gen)
-        draws = torch.randn(n, max(self.n_groups, 1), generator=gen, dtype=torch.float64)
+        draws = torch.randn(n, max(n_groups, 1), generator=gen, dtype=torch.float64)
         draws[:, 0] = 0.0
         observed = groups >= 0
         mean = torch.where(observed, depth, 0.0).sum(1) / observed.sum(1).clamp(min=1)
