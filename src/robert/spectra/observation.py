@@ -331,9 +331,14 @@ def profile_offsets(chi2: Tensor, weighted_delta: Tensor, weight: Tensor, groups
     return (chi2 - removed.sum(dim=2)).clamp(min=0.0)
 
 
+def observed_mean(depth: Tensor, mask: Tensor) -> Tensor:
+    """(B,) mean of ``depth`` (B, W) over the cells where ``mask`` is true."""
+    return torch.where(mask, depth, torch.zeros_like(depth)).sum(1) / mask.sum(1).clamp(min=1)
+
+
 def cell_sigma_for(depth: Tensor, mask: Tensor, snr: Tensor, shape: Tensor) -> Tensor:
     """Per-cell errors: ``shape`` (B, W) scaled so that its median over the observed cells is mean(depth)/snr."""
-    observed_depth = torch.where(mask, depth, torch.zeros_like(depth)).sum(1) / mask.sum(1).clamp(min=1)
+    observed_depth = observed_mean(depth, mask)
     median_shape = torch.where(mask, shape, torch.full_like(shape, torch.nan)).nanmedian(dim=1).values
     return shape * (observed_depth / snr / median_shape)[:, None]
 
@@ -467,6 +472,7 @@ class Observer:
         self.prior = prior
         self.wavelength_um = torch.as_tensor(np.asarray(wavelength_um, dtype=np.float64))
         self.bank = bank or build_pattern_bank(prior.coverage, presets, np.asarray(wavelength_um), seed)
+        self.n_groups = int(self.bank.groups.max().item()) + 1  # instrument groups of the widest pattern
         # error shapes drawn once, like the patterns: a batch picks rows of this bank (no per-batch float64 work)
         shapes = 1 if set(prior.noise.weights) == {"white"} else n_shapes
         self.shapes = prior.noise.sample(self.wavelength_um, shapes, torch.Generator().manual_seed(seed))
@@ -491,17 +497,16 @@ class Observer:
 
     def _offsets(self, depth: Tensor, groups: Tensor, gen: torch.Generator | None) -> Tensor:
         """(B, W) level offset of each cell: 0 in the first instrument group, c_g ~ N(0, s <D>) in the others."""
-        n, n_groups = depth.shape[0], int(self.bank.groups.max().item()) + 1
+        n = depth.shape[0]
         scale = log_uniform(*self.prior.offsets.relative_sigma, n, gen)
-        draws = torch.randn(n, max(n_groups, 1), generator=gen, dtype=torch.float64)
+        draws = torch.randn(n, max(self.n_groups, 1), generator=gen, dtype=torch.float64)
         draws[:, 0] = 0.0
         observed = groups >= 0
-        mean = torch.where(observed, depth, 0.0).sum(1) / observed.sum(1).clamp(min=1)
-        per_group = (draws * scale[:, None]).to(depth.device, depth.dtype) * mean[:, None]
+        per_group = (draws * scale[:, None]).to(depth.device, depth.dtype) * observed_mean(depth, observed)[:, None]
         return torch.where(observed, per_group.gather(1, groups.clamp(min=0)), 0.0)
 
 
 __all__ = ["CHANNELS", "ERROR_SCALE", "WHITE_SCALE", "Observation", "ObservationPrior", "Observer", "OffsetPrior",
            "PatternBank", "PatternPrior", "build_pattern_bank", "cell_sigma_for", "instrument_groups",
-           "log_uniform", "network_inputs", "observe", "parse_snr", "preset_segments", "profile_offsets", "renumber",
-           "sample_pattern"]
+           "log_uniform", "network_inputs", "observe", "observed_mean", "parse_snr", "preset_segments",
+           "profile_offsets", "renumber", "sample_pattern"]
