@@ -17,7 +17,7 @@ from robert.physics.priors import TemperatureParameters
 from robert.simulate.generate import generate_planet
 from robert.simulate.shards import list_shards, read_shard
 from robert.spectra.detection import LabelSettings, State, gas_chi2, states, targets_and_weights
-from robert.spectra.observation import ObservationPrior, Observer, PatternBank, observe
+from robert.spectra.observation import ObservationPrior, Observer, PatternBank, network_inputs, observe
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +190,32 @@ def test_the_offset_prior_shifts_all_but_the_first_instrument_and_names_its_fiel
                              ({}, r"observation.offsets.relative_sigma"), ("big", r"observation.offsets")]:
         with pytest.raises(UserError, match=message):
             ObservationPrior.from_config({"snr": 50.0, "offsets": section})
+
+
+def test_with_free_instrument_levels_the_network_reads_the_same_inputs_whatever_the_offset():
+    """An observation that carries its instrument groups is encoded with each group against its own level: a
+    constant added to the second instrument (any size) leaves every channel unchanged, as it leaves the profiled
+    Delta chi^2; without the groups the same offset changes the inputs."""
+    segments = torch.tensor([[0, 0, 1, 1, 2, 2, -1, 3, 4, 5, -1, -1]])
+    groups = torch.tensor([[0, 0, 0, 0, 0, 0, -1, 1, 1, 1, -1, -1]])
+    depth = 100.0 + torch.randn(1, 12, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    step = torch.zeros(1, 12, dtype=torch.float64)
+    step[0, 7:10] = 7.5
+    sigma = torch.full((1, 12), 0.5, dtype=torch.float64)
+    channels = ["depth", "white", "mask"]
+
+    def inputs(shift: torch.Tensor, with_groups: bool) -> torch.Tensor:
+        seen = observe(depth + shift, segments, sigma, torch.Generator().manual_seed(4), None,
+                       groups if with_groups else None)
+        assert (seen.groups is not None) == with_groups
+        return network_inputs(seen, channels)
+
+    torch.testing.assert_close(inputs(step, True), inputs(0 * step, True))
+    assert not torch.allclose(inputs(step, False), inputs(0 * step, False))
+    # one instrument: the groups change nothing
+    single = observe(depth, segments, sigma, torch.Generator().manual_seed(4), None, torch.where(segments >= 0, 0, -1))
+    plain = observe(depth, segments, sigma, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(network_inputs(single, channels), network_inputs(plain, channels))
 
 
 def test_a_single_pattern_bank_observes_every_row_the_same_way():

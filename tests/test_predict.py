@@ -35,6 +35,7 @@ from helpers.inference import (
     write_observed_csv,
 )
 from robert.data.dataset import Spectra
+from robert.inference.observed import validate_frame
 from robert.inference.predictor import DETECTED, NOT_CONSTRAINED, NOT_DETECTED
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
@@ -100,6 +101,36 @@ def test_the_gas_in_the_window_is_detected_where_present_and_only_there(models):
     present = test.injected[:, h2o] > 0
     assert np.mean(verdict[present] == DETECTED) >= 0.9          # measured: 1.0 (16 of 16)
     assert np.mean(verdict[~present] == NOT_DETECTED) >= 0.9     # measured: 1.0 (44 of 44)
+
+
+def test_with_free_instrument_levels_an_offset_changes_nothing_and_a_level_alone_constrains_nothing(models):
+    """A model trained with free levels between instruments (``level_instruments``) reads each name of the
+    ``instrument`` column against its own level: adding a constant to one instrument's rows leaves every
+    probability as it was, and a gas seen only through the levels of separate one-row instruments (CO2's 5.6 um
+    band here, each row from 5 um up its own instrument) is not constrained, while it is without free levels."""
+    from robert.inference.predictor import predict_observed
+
+    loaded = pyfunc(models).unwrap_python_model()
+    table = spectra_table(models, (1.0, 12.0), 300.0, rows=np.arange(12))
+    table["instrument"] = np.where(table["wavelength_um"] < 5.0, "blue", "red_" + (table.index % 40).astype(str))
+    settings = {"threshold": 0.5, "min_bin_fraction": 0.5}
+
+    def verdicts(frame: pd.DataFrame, level: bool) -> pd.DataFrame:
+        spectra = validate_frame(frame, "input", default_name="spectrum")
+        return predict_observed(loaded.network, loaded.molecules, models.grid_um, loaded.references,
+                                settings | {"level_instruments": level}, spectra, "emission", "test")
+
+    shifted = table.assign(depth=np.where(table["instrument"] == "red_30", table["depth"] + 2e-3, table["depth"]))
+    levelled, moved = verdicts(table, True), verdicts(shifted, True)
+    np.testing.assert_allclose(moved["probability"], levelled["probability"], rtol=1e-5, atol=1e-6)
+    plain, plain_moved = verdicts(table, False), verdicts(shifted, False)
+    assert np.abs(plain_moved["probability"] - plain["probability"]).max() > 1e-3  # without levels it shows
+    n = len(models.molecules)
+    co2, co = models.molecules.index("CO2"), models.molecules.index("CO")
+    free, fixed = (by_spectrum(out, "detectable_fraction", n) for out in (levelled, plain))
+    assert np.all(fixed[:, co2] >= 0.5) and np.all(free[:, co2] == 0.0)
+    assert set(by_spectrum(levelled, "verdict", n)[:, co2]) == {NOT_CONSTRAINED}
+    assert np.all(free[:, co] >= 0.5) and np.all(free <= fixed)  # CO keeps its 3.5 um band in the blue instrument
 
 
 def test_a_batch_gives_the_same_answers_however_it_is_chunked(models, monkeypatch):

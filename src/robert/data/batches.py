@@ -91,7 +91,9 @@ def observe_split(fetcher: RowFetcher, observer: Observer, seed: int, labels: La
 
 def concat_batches(parts: list[ObservedBatch]) -> ObservedBatch:
     observation = Observation(*(torch.cat([getattr(p.observation, name) for p in parts])
-                                for name in ("values", "sigma", "mask")))
+                                for name in ("values", "sigma", "mask")),
+                              groups=None if parts[0].observation.groups is None
+                              else torch.cat([p.observation.groups for p in parts]))
     return ObservedBatch(observation, *(torch.cat([getattr(p, f.name) for p in parts])
                                         for f in fields(ObservedBatch)[1:]))
 

@@ -11,8 +11,11 @@ The references are validation spectra of the model's own training set, stored wi
 MB): each one's depth and fingerprint relative to its mean depth. For a spectrum with observed mean depth
 <D>, segment inverse variances w_s and the reference's relative fingerprint averaged over each segment
 f_s (relative to the reference's mean over the observed cells m_r):
-Delta chi^2 = <D>^2 sum_s w_s (f_s / m_r)^2. APPROXIMATION: a reference atmosphere of another planet is
-scaled to this spectrum's mean depth; the answer is about the prior, averaged over its planets.
+Delta chi^2 = <D>^2 sum_s w_s (f_s / m_r)^2. For a model trained with free levels between instruments, the
+offset of every instrument but the first is profiled out as in the training labels
+(:func:`robert.spectra.observation.profile_offsets`): minus <D>^2 (sum_{s in g} w_s f_s / m_r)^2 / sum_{s in g} w_s
+per instrument g, so a fingerprint a level shift can mimic does not count. APPROXIMATION: a reference atmosphere of
+another planet is scaled to this spectrum's mean depth; the answer is about the prior, averaged over its planets.
 """
 
 from __future__ import annotations
@@ -64,16 +67,25 @@ class ConstraintReferences:
             return cls(data["depth"], data["fingerprint"], data["molecule"], int(data["n_molecules"]),
                        float(data["min_chi2"]), float(data["min_fraction"]))
 
-    def segment_terms(self, mapping: GridMapping) -> np.ndarray:
-        """(n_segments, R): (segment-averaged fingerprint / mean over the observed cells)^2, per reference."""
+    def segment_terms(self, mapping: GridMapping) -> tuple[np.ndarray, np.ndarray]:
+        """(n_segments, R) twice: segment-averaged fingerprint / mean over the observed cells, and its square."""
         return _segment_terms(self, mapping)
 
-    def detectable_fraction(self, mapping: GridMapping, mean_depth: np.ndarray,
-                            inverse_variance: np.ndarray) -> np.ndarray:
-        """(S, M): share of each molecule's references this spectrum would detect (NaN: none stored)."""
+    def detectable_fraction(self, mapping: GridMapping, mean_depth: np.ndarray, inverse_variance: np.ndarray,
+                            segment_groups: np.ndarray | None = None) -> np.ndarray:
+        """(S, M): share of each molecule's references this spectrum would detect (NaN: none stored).
+
+        ``segment_groups`` (n_segments,): each segment's instrument group (0 the reference); given, the level of
+        every other group is profiled out of Delta chi^2."""
         # float32 products (the terms are float16 references): 7 digits where the threshold needs 2, ~2x faster;
         # Delta chi^2 = <D>^2 (w @ terms) >= min_chi2 compared as (w @ terms) >= min_chi2 / <D>^2
-        scaled = np.asarray(inverse_variance, np.float32) @ self.segment_terms(mapping)
+        relative, squared = self.segment_terms(mapping)
+        weights = np.asarray(inverse_variance, np.float32)
+        scaled = weights @ squared
+        for group in range(1, 0 if segment_groups is None else int(np.max(segment_groups)) + 1):
+            members = segment_groups == group
+            fitted = weights[:, members] @ relative[members]                    # (S, R)
+            scaled -= fitted**2 / weights[:, members].sum(1, keepdims=True)
         limit = (self.min_chi2 / np.asarray(mean_depth, float) ** 2).astype(np.float32)
         detected = (scaled >= limit[:, None]).astype(np.float32)
         members = (self.molecule[:, None] == np.arange(self.n_molecules)).astype(np.float32)  # (R, M)
@@ -81,7 +93,7 @@ class ConstraintReferences:
             return (detected @ members).astype(float) / members.sum(0)
 
 
-def _segment_terms(references: ConstraintReferences, mapping: GridMapping) -> np.ndarray:
+def _segment_terms(references: ConstraintReferences, mapping: GridMapping) -> tuple[np.ndarray, np.ndarray]:
     cache = references._terms
     key = mapping.cell_segment.tobytes()
     if key not in cache:
@@ -93,8 +105,8 @@ def _segment_terms(references: ConstraintReferences, mapping: GridMapping) -> np
         mean_observed = depth.mean(1)                                    # (R,)
         sums = np.zeros((mapping.n_segments, len(depth)), dtype=np.float32)
         np.add.at(sums, cells[observed], fingerprint.T)
-        averaged = sums / n_cells[:, None]
-        cache[key] = (averaged / mean_observed[None, :]) ** 2
+        relative = sums / n_cells[:, None] / mean_observed[None, :]
+        cache[key] = relative, relative**2
         if len(cache) > 32:
             cache.pop(next(iter(cache)))
     return cache[key]

@@ -110,10 +110,22 @@ def cached_mapping(bin_low_um: np.ndarray, bin_high_um: np.ndarray, grid_um: np.
                    float(min_bin_fraction))
 
 
-def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.ndarray) -> tuple[Observation,
-                                                                                                   np.ndarray]:
+def segment_groups(mapping: GridMapping, row_codes: np.ndarray) -> np.ndarray:
+    """(n_segments,) instrument group of each segment from its rows' instrument codes (R,): 0 for the instrument
+    of the first segment along the grid, then 1, 2, ... (:func:`~robert.spectra.observation.renumber`); a segment
+    averaging several narrow rows takes its first row's instrument."""
+    kept = np.flatnonzero(mapping.row_segment >= 0)[::-1]  # reversed: the first row of a segment is written last
+    group = np.full(mapping.n_segments, -1)
+    group[mapping.row_segment[kept]] = np.asarray(row_codes)[kept]
+    return renumber(group)
+
+
+def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.ndarray,
+                         groups: np.ndarray | None = None) -> tuple[Observation, np.ndarray]:
     """Spectra sharing one layout, (S, R) depths and errors -> their :class:`Observation` on the grid, and the
-    (S, n_segments) inverse variances of the segments (what the significance of a fingerprint needs)."""
+    (S, n_segments) inverse variances of the segments (what the significance of a fingerprint needs).
+    ``groups`` (n_segments,): each segment's instrument group (:func:`segment_groups`), for a network that reads
+    each instrument against its own level; None: one level for the whole spectrum."""
     kept = mapping.row_segment >= 0
     row_segment = mapping.row_segment[kept]
     depth, depth_err = np.asarray(depth, float), np.asarray(depth_err, float)
@@ -144,7 +156,12 @@ def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.
             [a.astype(np.float32), np.full((len(a), 1), fill, np.float32)], axis=1)
         values, sigma = pad(value_seg, 0.0).take(gather, axis=1), pad(sigma_cell, np.inf).take(gather, axis=1)
     mask = torch.from_numpy(np.broadcast_to(observed, values.shape).copy())
-    return Observation(torch.from_numpy(values), torch.from_numpy(sigma), mask), inverse_variance
+    cell_groups = None
+    if groups is not None:
+        per_cell = np.where(observed, np.append(groups, -1)[np.where(observed, cells, n_segments)], -1)
+        cell_groups = torch.from_numpy(np.broadcast_to(per_cell, values.shape).copy())
+    return Observation(torch.from_numpy(values), torch.from_numpy(sigma), mask, groups=cell_groups), inverse_variance
 
 
-__all__ = ["GridMapping", "OUTSIDE", "OVERLAP", "build_mapping", "cached_mapping", "observe_rows_on_grid"]
+__all__ = ["GridMapping", "OUTSIDE", "OVERLAP", "build_mapping", "cached_mapping", "observe_rows_on_grid",
+           "segment_groups"]

@@ -2,9 +2,11 @@
 
 Columns: ``wavelength_um`` (micron), ``depth`` (eclipse depth Fp/Fs as a fraction, not ppm), ``depth_err``
 (1-sigma, > 0); optional ``bin_low_um``/``bin_high_um`` (the bin each row averages; photometric bands),
-``instrument`` (free text, reported back) and ``spectrum`` (an id, for several spectra in one table).
-Rows may come in any order. Every bad row is a :class:`~robert.errors.UserError` of one line naming the
-file and line (CSV) or the row (DataFrame), the column, and what was expected.
+``instrument`` (free text, reported back; for a model trained with free levels between instruments, rows of one
+name share one level and each other name gets its own, see :mod:`robert.inference.predictor`) and ``spectrum``
+(an id, for several spectra in one table). Rows may come in any order. Every bad row is a
+:class:`~robert.errors.UserError` of one line naming the file and line (CSV) or the row (DataFrame), the column, and
+what was expected.
 
 Missing bins are inferred per row as symmetric in log wavelength, half the distance to the NEARER
 neighbour on each side, so a bin never spans the gap between two instruments.
@@ -54,6 +56,7 @@ class ObservedSpectra:
     instruments: list[str]         # per spectrum: the distinct instrument names, comma-joined ("" if none)
     describe: Callable[[int], str]  # input row index -> "file.csv line 7" / "row 3"
     geometries: list[str] | None = None  # per spectrum: its geometry column ("" if blank); None: no column
+    instrument_codes: np.ndarray | None = None  # (R,) each row's instrument (one code per name); None: no column
 
     def __len__(self) -> int:
         return len(self.names)
@@ -187,11 +190,14 @@ def _duplicate(wavelength: np.ndarray, rows: np.ndarray) -> tuple[int, int, floa
     return int(min(rows[i], rows[i + 1])), int(max(rows[i], rows[i + 1])), float(wl[i])
 
 
-def _distinct_text(column: pd.Series, order: np.ndarray | None, offsets: np.ndarray) -> list[str]:
-    """Per spectrum, the distinct non-blank values of a text column in wavelength order, comma-joined."""
+def _text_codes(column: pd.Series, order: np.ndarray | None) -> tuple[np.ndarray, pd.Index]:
+    """Each row's code (in the sorted row order) and the distinct values of a text column."""
     codes, names = pd.factorize(column.fillna("").astype(str), sort=False)
-    if order is not None:
-        codes = codes[order]
+    return (codes if order is None else codes[order]), names
+
+
+def _distinct_text(codes: np.ndarray, names: pd.Index, offsets: np.ndarray) -> list[str]:
+    """Per spectrum, the distinct non-blank values of a text column (:func:`_text_codes`), comma-joined."""
     # only where the instrument changes (a few rows per spectrum) is visited in Python
     starts = np.union1d(np.flatnonzero(np.diff(codes)) + 1, offsets[:-1])
     spectrum_of = np.searchsorted(offsets, starts, side="right") - 1
@@ -279,12 +285,13 @@ def validate_frame(frame: pd.DataFrame, source: str, describe: Callable[[int], s
         blank = np.isnan(low)
         inferred_low, inferred_high = _infer_bins(wavelength, offsets)
         low, high = np.where(blank, inferred_low, low), np.where(blank, inferred_high, high)
-    instruments = [""] * len(names)
+    instruments, instrument_codes = [""] * len(names), None
     if "instrument" in frame.columns:
-        instruments = _distinct_text(frame["instrument"], order, offsets)
+        instrument_codes, instrument_names = _text_codes(frame["instrument"], order)
+        instruments = _distinct_text(instrument_codes, instrument_names, offsets)
     geometries = None
     if "geometry" in frame.columns:
-        geometries = _distinct_text(frame["geometry"], order, offsets)
+        geometries = _distinct_text(*_text_codes(frame["geometry"], order), offsets)
         for name, geometry in zip(names, geometries, strict=True):
             if geometry and geometry not in GEOMETRIES:
                 where = source if len(names) == 1 else f"{source}, spectrum {name!r}"
@@ -292,7 +299,7 @@ def validate_frame(frame: pd.DataFrame, source: str, describe: Callable[[int], s
                                 "(one value per spectrum)")
     source_rows = np.arange(len(frame)) if order is None else order
     return ObservedSpectra(names, offsets, wavelength, depth, err, low, high, source_rows, instruments, describe,
-                           geometries)
+                           geometries, instrument_codes)
 
 
 def read_csv_table(path: Path) -> tuple[pd.DataFrame, list[int]]:

@@ -1,7 +1,8 @@
 """What a trained model carries for inference on observed spectra, logged with it by the training run.
 
-* ``inference.json``: the model grid (bin centres, micron), the geometry, the detection threshold and the
-  row-matching settings (``inference.observed``);
+* ``inference.json``: the model grid (bin centres, micron), the geometry, the detection threshold, the
+  row-matching settings (``inference.observed``) and whether the levels between instruments are free
+  (``level_instruments``: the training prior had ``observation.offsets``);
 * ``references.npz``: the reference atmospheres of the "not constrained" test (:mod:`robert.inference.constraints`),
   plain float16 arrays;
 * the signature: an observed-spectrum table in (``wavelength_um, depth, depth_err`` + optional bin edges,
@@ -79,6 +80,8 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     geometry = cfg.get("simulate", {}).get("geometry", "emission")
     settings_path.write_text(json.dumps({
         "grid_um": datamodule.wavelength_um.tolist(), "geometry": geometry, "threshold": float(settings["threshold"]),
+        # trained with free offsets between instruments: inference reads each instrument against its own level
+        "level_instruments": cfg["observation"].get("offsets") is not None,
         "observed": dict(settings["observed"]), "molecules": datamodule.molecules,
         "constraint": {"min_log10_vmr": constraint.min_log10_vmr, "min_fraction": constraint.min_fraction,
                        "min_chi2": labels.min_chi2}}, indent=2))

@@ -2,9 +2,10 @@
 
 What training does to a simulated spectrum, done to an observed one: its rows (validated and sorted by
 :mod:`robert.inference.observed`) are placed on the model grid as observed segments with their errors
-(:mod:`robert.inference.grid_mapping`), encoded as the network was trained (depth, error, mask channels) and
-classified. Whether the spectrum could show each gas at all is decided from its own coverage and errors
-(:mod:`robert.inference.constraints`), not from the network.
+(:mod:`robert.inference.grid_mapping`), encoded as the network was trained (its channels; each instrument against
+its own level where it was trained with free offsets between instruments) and classified. Whether the spectrum
+could show each gas at all is decided from its own coverage and errors (:mod:`robert.inference.constraints`), not
+from the network.
 
 Spectra sharing the same bins (one instrument, many targets or noise draws) share one mapping and are processed
 as one array, which is what makes large batches fast.
@@ -20,7 +21,7 @@ import torch
 
 from robert.errors import UserError
 from robert.inference.constraints import ConstraintReferences
-from robert.inference.grid_mapping import cached_mapping, observe_rows_on_grid
+from robert.inference.grid_mapping import cached_mapping, observe_rows_on_grid, segment_groups
 from robert.inference.observed import ObservedSpectra
 from robert.model.base import Recogniser
 
@@ -33,23 +34,22 @@ DETECTED, NOT_DETECTED, NOT_CONSTRAINED = "detected", "not detected", "not const
 CHUNK_SPECTRA = 2048  # spectra of one layout processed together
 
 
-def layouts(spectra: ObservedSpectra) -> list[list[int]]:
-    """Spectra grouped by identical bins."""
+def layouts(spectra: ObservedSpectra, by_instrument: bool = False) -> list[list[int]]:
+    """Spectra grouped by identical bins (and, ``by_instrument``, identical instruments row by row)."""
     counts = spectra.counts
+    columns = [spectra.bin_low_um, spectra.bin_high_um]
+    if by_instrument and spectra.instrument_codes is not None:
+        columns.append(spectra.instrument_codes)
     if np.all(counts == counts[0]):  # fast path: one reshape instead of S slices
-        low = spectra.bin_low_um.reshape(len(spectra), counts[0])
-        high = spectra.bin_high_um.reshape(len(spectra), counts[0])
-        if np.array_equal(low, np.broadcast_to(low[0], low.shape)) and \
-                np.array_equal(high, np.broadcast_to(high[0], high.shape)):
+        shaped = [column.reshape(len(spectra), counts[0]) for column in columns]
+        if all(np.array_equal(a, np.broadcast_to(a[0], a.shape)) for a in shaped):
             return [list(range(len(spectra)))]
     groups: dict[bytes, list[int]] = {}
     for index in range(len(spectra)):
         rows = spectra.rows(index)
-        key = spectra.bin_low_um[rows].tobytes() + b"|" + spectra.bin_high_um[rows].tobytes()
+        key = b"|".join(column[rows].tobytes() for column in columns)
         groups.setdefault(key, []).append(index)
     return list(groups.values())
-
-
 
 
 def row_median(values: np.ndarray) -> np.ndarray:
@@ -66,36 +66,42 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
                      geometry: str, model: str) -> pd.DataFrame:
     """One row per (spectrum, molecule): probability, detected, constrained, verdict, SNR, rows used/dropped.
 
-    ``settings``: ``threshold`` (P above which a constrained gas is "detected") and ``min_bin_fraction`` (a row
-    whose bin lies less than this share on the grid is dropped).
+    ``settings``: ``threshold`` (P above which a constrained gas is "detected"), ``min_bin_fraction`` (a row
+    whose bin lies less than this share on the grid is dropped) and ``level_instruments`` (the model was trained
+    with free levels between instruments: each name in the ``instrument`` column is one instrument, read against
+    its own level, its offset profiled out of the "not constrained" test; rows without the column are one
+    instrument).
     """
     n, m = len(spectra), len(molecules)
     probs, fraction = np.zeros((n, m)), np.zeros((n, m))
     snr, n_used = np.zeros(n), np.zeros(n, dtype=int)
     dropped: dict[str, list[str]] = {}
-    for members in map(np.asarray, layouts(spectra)):
+    by_instrument = bool(settings.get("level_instruments")) and spectra.instrument_codes is not None
+    for members in map(np.asarray, layouts(spectra, by_instrument)):
         first = spectra.rows(members[0])
         mapping = cached_mapping(spectra.bin_low_um[first], spectra.bin_high_um[first], grid_um,
                                  float(settings["min_bin_fraction"]))
         if mapping.n_segments == 0:
             raise UserError(f"{spectra.names[members[0]]}: no row lies on the model grid "
                             f"({grid_um[0]:.3g}-{grid_um[-1]:.3g} um; wavelength_um must be in micron)")
+        groups = segment_groups(mapping, spectra.instrument_codes[first]) if by_instrument else None
         # the spectra of one layout share their observed cells (indices, not a mask: numpy's [:, mask] is not in C
         # order, and the median's partition along rows then runs 8x slower)
         observed = np.flatnonzero(mapping.cell_segment >= 0)
+        full = len(observed) == len(grid_um)  # every cell observed: the arrays are used as they are, no copy
         # in chunks: a chunk's arrays stay in the CPU's caches (one pass over a 10,000-spectrum batch at once
         # was ~1.5x slower, benchmarks/predict.py), and memory stays bounded for any batch size
         for start in range(0, len(members), CHUNK_SPECTRA):
             chunk = members[start:start + CHUNK_SPECTRA]
             rows = spectra.offsets[chunk][:, None] + np.arange(first.stop - first.start)[None, :]
             observation, inverse_variance = observe_rows_on_grid(mapping, spectra.depth[rows],
-                                                                 spectra.depth_err[rows])
+                                                                 spectra.depth_err[rows], groups)
             with torch.no_grad():
                 probs[chunk] = network.predict_proba(network.encode(observation)).numpy()
-            values, sigma = (np.ascontiguousarray(a.numpy()[:, observed]) for a in (observation.values,
-                                                                                    observation.sigma))
+            values, sigma = (a.numpy() if full else np.ascontiguousarray(a.numpy()[:, observed])
+                             for a in (observation.values, observation.sigma))
             mean_depth = values.sum(1, dtype=np.float64) / len(observed)
-            fraction[chunk] = references.detectable_fraction(mapping, mean_depth, inverse_variance)
+            fraction[chunk] = references.detectable_fraction(mapping, mean_depth, inverse_variance, groups)
             snr[chunk] = mean_depth / row_median(sigma)
         n_used[members] = int((mapping.row_segment >= 0).sum())
         for row in np.flatnonzero(mapping.row_segment < 0):

@@ -65,7 +65,8 @@ def subset(spectra: ObservedSpectra, indices: Sequence[int]) -> ObservedSpectra:
                            spectra.wavelength_um[take], spectra.depth[take], spectra.depth_err[take],
                            spectra.bin_low_um[take], spectra.bin_high_um[take], spectra.source_rows[take],
                            pick(spectra.instruments), spectra.describe,
-                           None if spectra.geometries is None else pick(spectra.geometries))
+                           None if spectra.geometries is None else pick(spectra.geometries),
+                           None if spectra.instrument_codes is None else spectra.instrument_codes[take])
 
 
 def route(spectra: ObservedSpectra, source: str, option: str | None) -> list[Routed]:

@@ -224,6 +224,9 @@ class Observation:
     sigma: Tensor            # cell-equivalent 1-sigma error (sigma_seg * sqrt(n_cells)); inf where unobserved
     mask: Tensor             # bool: observed
     chi2: Tensor | None = None  # (B, K) Delta chi^2 of each stored gas difference (None without differences)
+    # (B, W) instrument group of each cell (-1 unobserved) when the levels between instruments are free
+    # (offsets profiled out of chi2): the network then reads each group against its own mean (level_groups)
+    groups: Tensor | None = None
 
     @property
     def n_observed(self) -> Tensor:
@@ -231,7 +234,7 @@ class Observation:
 
     def to(self, device: torch.device | str) -> Observation:
         return Observation(self.values.to(device), self.sigma.to(device), self.mask.to(device),
-                           None if self.chi2 is None else self.chi2.to(device))
+                           *(None if t is None else t.to(device) for t in (self.chi2, self.groups)))
 
 
 def _segment_index(segments: Tensor) -> tuple[Tensor, int]:
@@ -301,7 +304,7 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
                                        groups, row_index)
             undefined = ((delta_sum != 0) & (variance == 0)).any(dim=2)
             chi2 = torch.where(undefined, torch.inf, chi2)
-    return Observation(values, sigma, mask, chi2)
+    return Observation(values, sigma, mask, chi2, groups)
 
 
 def profile_offsets(chi2: Tensor, weighted_delta: Tensor, weight: Tensor, groups: Tensor,
@@ -331,6 +334,25 @@ def profile_offsets(chi2: Tensor, weighted_delta: Tensor, weight: Tensor, groups
     return (chi2 - removed.sum(dim=2)).clamp(min=0.0)
 
 
+def level_groups(values: Tensor, groups: Tensor) -> Tensor:
+    """``values`` (B, W) with every instrument group's mean over its cells moved to that of group 0.
+
+    What the network reads when the levels between instruments are free: a constant offset of a group (any
+    size) leaves the result unchanged, as it leaves the profiled Delta chi^2 of the labels unchanged
+    (:func:`profile_offsets`); what remains is each instrument's shape, the first one's level and range.
+    Unobserved cells (group -1) are returned as they are."""
+    n_groups = int(groups.max().item()) + 1
+    if n_groups < 2:
+        return values
+    observed = (groups >= 0).to(values.dtype)
+    slot = groups.clamp(min=0)
+    sums = torch.zeros(values.shape[0], n_groups, dtype=values.dtype, device=values.device)
+    counts = torch.zeros_like(sums).scatter_add_(1, slot, observed)
+    means = sums.scatter_add_(1, slot, values * observed) / counts.clamp(min=1)
+    shift = (means[:, :1] - means).gather(1, slot)
+    return values + shift * observed
+
+
 def observed_mean(depth: Tensor, mask: Tensor) -> Tensor:
     """(B,) mean of ``depth`` (B, W) over the cells where ``mask`` is true."""
     return torch.where(mask, depth, torch.zeros_like(depth)).sum(1) / mask.sum(1).clamp(min=1)
@@ -356,6 +378,8 @@ def network_inputs(observation: Observation, channels: Sequence[str]) -> Tensor:
     detections faster than the min-max spectrum alone, since a band's significance is its size in sigma.
     """
     values, mask = observation.values, observation.mask
+    if observation.groups is not None:
+        values = level_groups(values, observation.groups)
     observed = mask.to(values.dtype)
     low, span = value_range(values, mask)
     # blends by the float mask instead of torch.where, and the white channel's tanh(asinh(z) / s) as a sigmoid of
@@ -363,15 +387,14 @@ def network_inputs(observation: Observation, channels: Sequence[str]) -> Tensor:
     parts = []
     for channel in channels:
         if channel == "depth":
-            parts.append(torch.nan_to_num((values - low) / span) * observed)
+            parts.append((values - low).div_(span).nan_to_num_().mul_(observed))
         elif channel == "white":
             mean = (values * observed).sum(1, keepdim=True) / observed.sum(1, keepdim=True).clamp(min=1)
-            deviation = (values - mean) * observed
             # sigma 0 (noiseless): the channel holds the sign, |z| capped at 1e6; inf (unobserved): z = 0
-            z = (deviation / observation.sigma.clamp(min=torch.finfo(values.dtype).tiny)).clamp(-1e6, 1e6)
+            z = (values - mean).mul_(observed).div_(observation.sigma.clamp(min=torch.finfo(values.dtype).tiny))
             # 0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE) = sigmoid(2 asinh(z) / WHITE_SCALE)
-            white = torch.sigmoid(_asinh(z) * (2.0 / WHITE_SCALE))
-            parts.append(0.5 + (white - 0.5) * observed)
+            white = _asinh(z.clamp_(-1e6, 1e6)).mul_(2.0 / WHITE_SCALE).sigmoid_()
+            parts.append(white.sub_(0.5).mul_(observed).add_(0.5))
         elif channel == "error":  # not a default channel: kept in its plain form
             parts.append(torch.where(mask, torch.tanh(observation.sigma / span / ERROR_SCALE), torch.ones_like(values)))
         elif channel == "mask":
@@ -382,9 +405,13 @@ def network_inputs(observation: Observation, channels: Sequence[str]) -> Tensor:
 
 
 def _asinh(z: Tensor) -> Tensor:
-    """asinh from log1p and sqrt (torch.asinh has no vectorised CPU kernel: ~5x slower), accurate near 0 too."""
+    """asinh from log1p and sqrt (torch.asinh has no vectorised CPU kernel: ~5x slower), accurate near 0 too:
+    sign(z) log1p(|z| + z^2 / (1 + sqrt(z^2 + 1))), in place on two temporaries (each new tensor of a large batch
+    costs page faults)."""
     size = z.abs()
-    return torch.copysign(torch.log1p(size + size * size / (1.0 + torch.sqrt(size * size + 1.0))), z)
+    square = size * size
+    root = (square + 1.0).sqrt_().add_(1.0)
+    return square.div_(root).add_(size).log1p_().copysign_(z)
 
 
 # --- the observation prior -----------------------------------------------------------------------------------
@@ -508,5 +535,5 @@ class Observer:
 
 __all__ = ["CHANNELS", "ERROR_SCALE", "WHITE_SCALE", "Observation", "ObservationPrior", "Observer", "OffsetPrior",
            "PatternBank", "PatternPrior", "build_pattern_bank", "cell_sigma_for", "instrument_groups",
-           "log_uniform", "network_inputs", "observe", "observed_mean", "parse_snr", "preset_segments",
+           "level_groups", "log_uniform", "network_inputs", "observe", "observed_mean", "parse_snr", "preset_segments",
            "profile_offsets", "renumber", "sample_pattern"]

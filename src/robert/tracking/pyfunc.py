@@ -85,5 +85,6 @@ class RobertModel(mlflow.pyfunc.PythonModel):
                             f"{self.geometry} spectra: use the {wrong[0][1]} model")
         return predict_observed(self.network, self.molecules, np.asarray(self.settings["grid_um"]), self.references,
                                 {"threshold": self.settings["threshold"],
-                                 "min_bin_fraction": self.settings["observed"]["min_bin_fraction"]},
+                                 "min_bin_fraction": self.settings["observed"]["min_bin_fraction"],
+                                 "level_instruments": self.settings.get("level_instruments", False)},
                                 spectra, self.geometry, label)
