@@ -7,9 +7,4 @@ import os
 # '_MLFLOW_TELEMETRY_SESSION_ID' mid-request). Off, as a project with no outside network wants.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-# Large tensors freed by one batch are reused by the next instead of paying page faults again (robert.allocator).
-from robert.allocator import keep_freed_memory  # noqa: E402
-
-keep_freed_memory()
-
 __version__ = "0.1.0"
