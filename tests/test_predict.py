@@ -36,7 +36,7 @@ from helpers.inference import (
 )
 from robert.data.dataset import Spectra
 from robert.inference.observed import validate_frame
-from robert.inference.predictor import DETECTED, NOT_CONSTRAINED, NOT_DETECTED
+from robert.inference.predictor import DETECTED, NOT_CONSTRAINED, NOT_DETECTED, predict_observed
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
                                         "ignore::FutureWarning")
@@ -108,8 +108,6 @@ def test_with_free_instrument_levels_an_offset_changes_nothing_and_a_level_alone
     ``instrument`` column against its own level: adding a constant to one instrument's rows leaves every
     probability as it was, and a gas seen only through the levels of separate one-row instruments (CO2's 5.6 um
     band here, each row from 5 um up its own instrument) is not constrained, while it is without free levels."""
-    from robert.inference.predictor import predict_observed
-
     loaded = pyfunc(models).unwrap_python_model()
     table = spectra_table(models, (1.0, 12.0), 300.0, rows=np.arange(12))
     table["instrument"] = np.where(table["wavelength_um"] < 5.0, "blue", "red_" + (table.index % 40).astype(str))

@@ -90,10 +90,10 @@ def observe_split(fetcher: RowFetcher, observer: Observer, seed: int, labels: La
 
 
 def concat_batches(parts: list[ObservedBatch]) -> ObservedBatch:
-    observation = Observation(*(torch.cat([getattr(p.observation, name) for p in parts])
-                                for name in ("values", "sigma", "mask")),
-                              groups=None if parts[0].observation.groups is None
-                              else torch.cat([p.observation.groups for p in parts]))
+    first = parts[0].observation  # every field the parts carry, joined (chi2 is None in a batch: see observe_rows)
+    observation = replace(first, **{f.name: None if getattr(first, f.name) is None
+                                    else torch.cat([getattr(p.observation, f.name) for p in parts])
+                                    for f in fields(first)})
     return ObservedBatch(observation, *(torch.cat([getattr(p, f.name) for p in parts])
                                         for f in fields(ObservedBatch)[1:]))
 

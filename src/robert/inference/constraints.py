@@ -84,8 +84,9 @@ class ConstraintReferences:
         scaled = weights @ squared
         for group in range(1, 0 if segment_groups is None else int(np.max(segment_groups)) + 1):
             members = segment_groups == group
-            fitted = weights[:, members] @ relative[members]                    # (S, R)
-            scaled -= fitted**2 / weights[:, members].sum(1, keepdims=True)
+            group_weights = weights[:, members]
+            fitted = group_weights @ relative[members]                          # (S, R)
+            scaled -= fitted**2 / group_weights.sum(1, keepdims=True)
         limit = (self.min_chi2 / np.asarray(mean_depth, float) ** 2).astype(np.float32)
         detected = (scaled >= limit[:, None]).astype(np.float32)
         members = (self.molecule[:, None] == np.arange(self.n_molecules)).astype(np.float32)  # (R, M)

@@ -158,7 +158,7 @@ def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.
     mask = torch.from_numpy(np.broadcast_to(observed, values.shape).copy())
     cell_groups = None
     if groups is not None:
-        per_cell = np.where(observed, np.append(groups, -1)[np.where(observed, cells, n_segments)], -1)
+        per_cell = np.append(groups, -1)[np.where(observed, cells, n_segments)]  # the padding slot reads -1
         cell_groups = torch.from_numpy(np.broadcast_to(per_cell, values.shape).copy())
     return Observation(torch.from_numpy(values), torch.from_numpy(sigma), mask, groups=cell_groups), inverse_variance
 
