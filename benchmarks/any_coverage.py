@@ -39,7 +39,8 @@ from robert.spectra.observation import (
 )
 from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
-from robert.training.evaluate import MIN_PAIRS, predictor, scores, worst
+from robert.training.evaluate import MIN_PAIRS, predictor, scores, thresholds_of, worst
+from robert.training.metrics import calls_at
 from robert.training.train import build_datamodule, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,9 @@ def trained(name: str, coverage: dict, *overrides: str):
 
 def coverage_scores(model, datamodule, name: str, bank: PatternBank, prior: ObservationPrior, groups) -> dict:
     batch = datamodule.observed_set("test", prior, f"bench/{name}", bank)
-    result, probs = scores(predictor(model), batch, datamodule.split("test").vmr(), datamodule.molecules, groups)
+    thresholds = thresholds_of(model)
+    result, probs = scores(predictor(model), batch, datamodule.split("test").vmr(), datamodule.molecules, groups,
+                           thresholds)
     chi2 = batch.chi2.numpy()
     strong = chi2 >= 100.0
     names = datamodule.molecules
@@ -83,7 +86,7 @@ def coverage_scores(model, datamodule, name: str, bank: PatternBank, prior: Obse
     hidden = (chi2 < float(datamodule.labels.min_chi2)) & (batch.states.numpy() > 0)  # injected, not visible here
     return {"completeness": constrained, "false_alarm_rate": result["false_alarm_rate"],
             "false_alarm_rate_max": result["false_alarm_rate_max"],
-            "network_calls_hidden_gas": float((probs[hidden] >= 0.5).mean()) if hidden.any() else 0.0}
+            "network_calls_hidden_gas": float(calls_at(probs, thresholds)[hidden].mean()) if hidden.any() else 0.0}
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from robert.errors import UserError, exit_on_user_error  # noqa: E402
-from robert.training.evaluate import predictor, scores  # noqa: E402
+from robert.training.evaluate import predictor, scores, thresholds_of  # noqa: E402
 from robert.training.train import build_datamodule, train  # noqa: E402
 from robert.tuning.objective import final_value  # noqa: E402
 from robert.tuning.run import run_study  # noqa: E402
@@ -74,7 +74,7 @@ def test_scores(model_uri: str, cfg: dict) -> dict[str, float]:
     model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
     datamodule = build_datamodule(cfg, SUBSET_PLANETS, ROOT)
     metrics, _ = scores(predictor(model), datamodule.test_set(), datamodule.split("test").vmr(),
-                        datamodule.molecules, [])
+                        datamodule.molecules, [], thresholds_of(model))
     return {"accuracy": metrics.get("accuracy", float("nan")), "macro_f1": metrics["macro_f1"],
             "n": metrics["n_spectra"]}
 

@@ -123,6 +123,16 @@ def test_noiseless_observation_detects_any_nonzero_fingerprint():
     assert observation.chi2[0, 0] == torch.inf and observation.chi2[0, 1] == 0
 
 
+def test_a_zero_error_bar_makes_a_difference_over_it_infinitely_significant():
+    # row 0: a zero sigma under the first gas's difference; row 1: the same sigmas, shifted off the difference
+    depth = torch.ones(2, 5)
+    sigma = torch.tensor([[1.0, 1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0, 1.0]])
+    delta = torch.tensor([[0, 0, 1e-3, 0, 0], [0, 0, 0, 0, 2.0]]).expand(2, 2, 5)
+    chi2 = observe(depth, torch.arange(5).expand(2, 5), sigma, torch.Generator().manual_seed(0), delta).chi2
+    assert chi2[0, 0] == torch.inf and chi2[0, 1] == pytest.approx(4.0)
+    assert chi2[1].tolist() == pytest.approx([1e-6, 4.0])
+
+
 def test_an_old_shard_is_one_clear_error_naming_the_command(mixture_set, tmp_path):
     _, _, planet_dir = mixture_set
     old = tmp_path / "mixture" / "hd209458b" / "shard-00000.h5"

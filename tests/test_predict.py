@@ -111,7 +111,7 @@ def test_with_free_instrument_levels_an_offset_changes_nothing_and_a_level_alone
     loaded = pyfunc(models).unwrap_python_model()
     table = spectra_table(models, (1.0, 12.0), 300.0, rows=np.arange(12))
     table["instrument"] = np.where(table["wavelength_um"] < 5.0, "blue", "red_" + (table.index % 40).astype(str))
-    settings = {"threshold": 0.5, "min_bin_fraction": 0.5}
+    settings = {"thresholds": np.full(len(loaded.molecules), 0.5), "min_bin_fraction": 0.5}
 
     def verdicts(frame: pd.DataFrame, level: bool) -> pd.DataFrame:
         spectra = validate_frame(frame, "input", default_name="spectrum")
@@ -276,8 +276,12 @@ def test_the_table_output(models, tmp_path, capsys):
     assert re.fullmatch(r"  SNR \d+\.\d \(mean depth / median per-cell error on the grid\)", lines[3])
     rows = {line.split()[0]: line for line in lines[5:8]}
     assert set(rows) == set(models.molecules)
-    assert re.fullmatch(r"  CO +not constrained +0\.\d{3} +0\.00", rows["CO"])
-    assert lines[-1].startswith("models:/robert@champion (robert v1): detected = constrained and P(present) >= 0.5")
+    # each molecule's own threshold, as the model stores it (set by the false-alarm rate of its training config)
+    threshold = pyfunc(models).unwrap_python_model().settings["thresholds"]["CO"]
+    assert re.fullmatch(rf"  CO +not constrained +0\.\d{{3}} +{threshold:.3f} +0\.00", rows["CO"])
+    assert lines[-1].startswith("models:/robert@champion (robert v1): detected = constrained and P(present) >= "
+                                "threshold, each molecule's set so that gases absent from validation spectra reach it "
+                                "in 0.5 % of them")
 
 
 def test_the_examples_run_with_no_model_option(models, tmp_path):
@@ -297,3 +301,14 @@ def test_the_examples_run_with_no_model_option(models, tmp_path):
     assert emission["dropped_rows"][0].endswith("(23.45 um): outside the 1-20 um grid")
     assert (transmission["n_points"], transmission["n_dropped"]) == (32, 10)
     assert all(row.endswith("um): outside the 1-20 um grid") for row in transmission["dropped_rows"])
+
+
+def test_each_molecule_is_called_at_the_threshold_its_model_stores(models):
+    """Training stores one threshold per molecule (set by ``inference.false_alarm_rate`` on validation spectra);
+    the pyfunc reports it per row and calls a constrained gas detected exactly where P reaches it."""
+    loaded = pyfunc(models)
+    stored = loaded.unwrap_python_model().settings["thresholds"]
+    assert list(stored) == models.molecules and all(0.0 <= t <= 1.0 for t in stored.values())
+    out = loaded.predict(spectra_table(models, (1.0, 20.0), 30.0, np.arange(8)))
+    np.testing.assert_array_equal(out["threshold"], out["molecule"].map(stored))
+    np.testing.assert_array_equal(out["detected"], out["constrained"] & (out["probability"] >= out["threshold"]))

@@ -142,7 +142,7 @@ class LoadedModel:
         """The model and the numbers its verdicts rest on (what "detected" and "not constrained" mean)."""
         settings, references = self.model.settings or {}, self.model.references
         return {"uri": self.uri, "name": self.ref.name, "version": self.ref.version, "geometry": self.model.geometry,
-                "threshold": settings.get("threshold"),
+                "false_alarm_rate": settings.get("false_alarm_rate"),
                 "reference_min_log10_vmr": settings.get("constraint", {}).get("min_log10_vmr"),
                 "min_chi2": None if references is None else references.min_chi2,
                 "min_detectable_fraction": None if references is None else references.min_fraction}
@@ -193,7 +193,8 @@ def spectrum_reports(table: pd.DataFrame, routed: Routed, loaded: LoadedModel) -
             "dropped_rows": [row.removeprefix(f"{routed.source} ") for row in dropped.get(name, [])],
             "snr": _finite(first["snr"], 2),
             "molecules": [{"molecule": r["molecule"], "verdict": r["verdict"],
-                           "probability": _finite(r["probability"]), "detected": bool(r["detected"]),
+                           "probability": _finite(r["probability"]), "threshold": _finite(r["threshold"]),
+                           "detected": bool(r["detected"]),
                            "constrained": bool(r["constrained"]),
                            "detectable_fraction": _finite(r["detectable_fraction"])} for _, r in rows.iterrows()]}
     return reports
@@ -215,13 +216,18 @@ def format_table(models: Sequence[dict[str, Any]], reports: Sequence[dict[str, A
                   f"  {report['n_points']} rows used, {report['n_dropped']} dropped" + (":" if dropped else ""),
                   *(f"    {row}" for row in dropped),
                   f"  SNR {_number(report['snr'], '.1f')} (mean depth / median per-cell error on the grid)",
-                  f"  {'molecule':<10}{'verdict':<17}{'P(present)':>10}{'detectable':>12}"]
+                  f"  {'molecule':<10}{'verdict':<17}{'P(present)':>10}{'threshold':>11}{'detectable':>12}"]
         lines += [f"  {m['molecule']:<10}{m['verdict']:<17}{_number(m['probability'], '.3f'):>10}"
-                  f"{_number(m['detectable_fraction'], '.2f'):>12}" for m in report["molecules"]]
+                  f"{_number(m['threshold'], '.3f'):>11}{_number(m['detectable_fraction'], '.2f'):>12}"
+                  for m in report["molecules"]]
         lines.append("")
     for model in models:
+        rate = model["false_alarm_rate"]
+        # a threshold per molecule, set where absent gases reach it at the stated rate (robert.inference.thresholds)
+        basis = "" if rate is None else (f", each molecule's set so that gases absent from validation spectra reach "
+                                         f"it in {100 * rate:g} % of them")
         lines.append(f"{model['uri']} ({model['name']} v{model['version']}): detected = constrained and "
-                     f"P(present) >= {_number(model['threshold'], 'g')}; detectable = share of reference "
+                     f"P(present) >= threshold{basis}; detectable = share of reference "
                      f"{model['geometry']} atmospheres holding the gas at log10 VMR >= "
                      f"{_number(model['reference_min_log10_vmr'], 'g')} in which this coverage and these errors "
                      f"would show it (Delta chi^2 >= {_number(model['min_chi2'], 'g')}); below "

@@ -64,7 +64,7 @@ class RowFetcher(torch.utils.data.Dataset):
         pair = self.pair_index[rows]
         depth = self.depth[rows]
         # relative fingerprints -> absolute differences, in the depth's units
-        delta = self.delta[pair].float() * depth.mean(1)[:, None, None]
+        delta = self.delta[pair].float().mul_(depth.mean(1)[:, None, None])  # in place: one (B, K, W) array, not two
         return {"depth": depth, "delta": delta, "pair_molecule": self.pair_molecule[rows],
                 "injected": self.injected[rows], "rows": rows}
 

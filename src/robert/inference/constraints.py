@@ -100,7 +100,7 @@ def _segment_terms(references: ConstraintReferences, mapping: GridMapping) -> tu
     if key not in cache:
         cells = mapping.cell_segment
         observed = cells >= 0
-        n_cells = mapping.cells_per_segment.astype(float)
+        n_cells = mapping.cells_per_segment.astype(np.float32)
         depth = references.depth[:, observed].astype(np.float32)
         fingerprint = references.fingerprint[:, observed].astype(np.float32)
         mean_observed = depth.mean(1)                                    # (R,)

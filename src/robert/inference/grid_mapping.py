@@ -131,9 +131,15 @@ def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.
     depth, depth_err = np.asarray(depth, float), np.asarray(depth_err, float)
     if not kept.all():
         depth, depth_err = depth[:, kept], depth_err[:, kept]
-    inverse_variance = 1.0 / depth_err**2
     n_segments = mapping.n_segments
     one_row_per_segment = np.array_equal(row_segment, np.arange(n_segments))  # in order (most spectra)
+    cells = mapping.cell_segment
+    observed = cells >= 0
+    if one_row_per_segment and np.array_equal(cells, np.arange(len(cells))):  # a row per cell: nothing to gather
+        values, sigma = depth.astype(np.float32), depth_err.astype(np.float32)
+        # in float32, as the significance test multiplies them (:mod:`robert.inference.constraints`)
+        return _observation(values, sigma, observed, cells, groups), np.reciprocal(np.square(sigma))
+    inverse_variance = 1.0 / depth_err**2
     if one_row_per_segment:
         value_seg = depth
     else:
@@ -145,22 +151,23 @@ def observe_rows_on_grid(mapping: GridMapping, depth: np.ndarray, depth_err: np.
         value_seg /= inverse_variance
     # segment -> cell expansion with one gather per array (float32, as the network reads it); the unobserved cells
     # read a padding segment: value 0, sigma inf
-    cells = mapping.cell_segment
-    observed = cells >= 0
-    if one_row_per_segment and np.array_equal(cells, np.arange(len(cells))):  # a row per cell: nothing to gather
-        values, sigma = depth.astype(np.float32), depth_err.astype(np.float32)
-    else:
-        sigma_cell = (inverse_variance ** -0.5) * np.sqrt(mapping.cells_per_segment)
-        gather = np.where(observed, cells, n_segments)
-        pad = lambda a, fill: np.concatenate(  # noqa: E731
-            [a.astype(np.float32), np.full((len(a), 1), fill, np.float32)], axis=1)
-        values, sigma = pad(value_seg, 0.0).take(gather, axis=1), pad(sigma_cell, np.inf).take(gather, axis=1)
+    sigma_cell = (inverse_variance ** -0.5) * np.sqrt(mapping.cells_per_segment)
+    gather = np.where(observed, cells, n_segments)
+    pad = lambda a, fill: np.concatenate(  # noqa: E731
+        [a.astype(np.float32), np.full((len(a), 1), fill, np.float32)], axis=1)
+    values, sigma = pad(value_seg, 0.0).take(gather, axis=1), pad(sigma_cell, np.inf).take(gather, axis=1)
+    return _observation(values, sigma, observed, cells, groups), inverse_variance
+
+
+def _observation(values: np.ndarray, sigma: np.ndarray, observed: np.ndarray, cells: np.ndarray,
+                 groups: np.ndarray | None) -> Observation:
+    """The :class:`Observation` of (S, W) float32 cell values and errors; ``groups`` per segment, or None."""
     mask = torch.from_numpy(np.broadcast_to(observed, values.shape).copy())
     cell_groups = None
     if groups is not None:
-        per_cell = np.append(groups, -1)[np.where(observed, cells, n_segments)]  # the padding slot reads -1
+        per_cell = np.append(groups, -1)[np.where(observed, cells, len(groups))]  # the padding slot reads -1
         cell_groups = torch.from_numpy(np.broadcast_to(per_cell, values.shape).copy())
-    return Observation(torch.from_numpy(values), torch.from_numpy(sigma), mask, groups=cell_groups), inverse_variance
+    return Observation(torch.from_numpy(values), torch.from_numpy(sigma), mask, groups=cell_groups)
 
 
 __all__ = ["GridMapping", "OUTSIDE", "OVERLAP", "build_mapping", "cached_mapping", "observe_rows_on_grid",

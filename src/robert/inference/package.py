@@ -1,8 +1,8 @@
 """What a trained model carries for inference on observed spectra, logged with it by the training run.
 
-* ``inference.json``: the model grid (bin centres, micron), the geometry, the detection threshold, the
-  row-matching settings (``inference.observed``) and whether the levels between instruments are free
-  (``level_instruments``: the training prior had ``observation.offsets``);
+* ``inference.json``: the model grid (bin centres, micron), the geometry, each molecule's detection threshold
+  (:mod:`robert.inference.thresholds`), the row-matching settings (``inference.observed``) and whether the levels
+  between instruments are free (``level_instruments``: the training prior had ``observation.offsets``);
 * ``references.npz``: the reference atmospheres of the "not constrained" test (:mod:`robert.inference.constraints`),
   plain float16 arrays;
 * the signature: an observed-spectrum table in (``wavelength_um, depth, depth_err`` + optional bin edges,
@@ -26,11 +26,13 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from robert.data.batches import observe_split
 from robert.inference.constraints import ConstraintSettings, build_references
 from robert.inference.observed import BIN_COLUMNS, REQUIRED_COLUMNS, TEXT_COLUMNS
 from robert.inference.predictor import OUTPUT_COLUMNS
+from robert.inference.thresholds import ThresholdSettings, false_alarm_thresholds
 from robert.model.base import Recogniser
-from robert.spectra.detection import LabelSettings
+from robert.spectra.detection import LabelSettings, State
 from robert.spectra.resample import grid_cells_um
 from robert.spectra.transforms import add_noise, stable_seed
 
@@ -45,6 +47,7 @@ class InferencePackage:
     artifacts: dict[str, str]      # pyfunc artifact name -> local path
     input_example: pd.DataFrame
     signature: ModelSignature
+    thresholds: np.ndarray         # (M,) each molecule's detection threshold on P
 
 
 def observed_signature() -> ModelSignature:
@@ -65,10 +68,29 @@ def observed_example(depth: np.ndarray, grid_um: np.ndarray, snr: float | None, 
                          "bin_high_um": high})
 
 
+def detection_thresholds(network: Recogniser, datamodule: SpectraDataModule, settings: ThresholdSettings,
+                         seed: int) -> np.ndarray:
+    """(M,) each molecule's threshold on P: ``settings.threshold`` for all, or set by the false-alarm rate on the
+    validation split observed ``calibration_draws`` times under the training prior (fresh draws from ``seed``)."""
+    if settings.false_alarm_rate is None:
+        return np.full(len(datamodule.molecules), settings.threshold)
+    probs, absent = [], []
+    for draw in range(settings.calibration_draws):
+        batch = observe_split(datamodule.fetcher("val"), datamodule.observer, stable_seed("calibration", seed, draw),
+                              datamodule.labels)
+        with torch.no_grad():
+            probs.append(network.predict_proba(network.encode(batch.observation)).numpy())
+        absent.append((batch.states == int(State.ABSENT)).numpy())
+    return false_alarm_thresholds(np.concatenate(probs), np.concatenate(absent), settings.false_alarm_rate,
+                                  settings.threshold)
+
+
 def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cfg: Mapping,
                           directory: Path) -> InferencePackage:
     """The inference artifacts under ``directory``, from the validation split."""
     settings = cfg["inference"]
+    decision = ThresholdSettings.from_config(settings)
+    thresholds = detection_thresholds(network, datamodule, decision, int(cfg["seed"]))
     val = datamodule.split("val")
     constraint = ConstraintSettings.from_config(settings["constraint"])
     labels = LabelSettings.from_config(cfg["labels"])
@@ -79,7 +101,9 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     settings_path, references_path = directory / SETTINGS_FILE, directory / REFERENCES_FILE
     geometry = cfg.get("simulate", {}).get("geometry", "emission")
     settings_path.write_text(json.dumps({
-        "grid_um": datamodule.wavelength_um.tolist(), "geometry": geometry, "threshold": float(settings["threshold"]),
+        "grid_um": datamodule.wavelength_um.tolist(), "geometry": geometry,
+        "thresholds": dict(zip(datamodule.molecules, thresholds.tolist(), strict=True)),
+        "false_alarm_rate": decision.false_alarm_rate,
         # trained with free offsets between instruments: inference reads each instrument against its own level
         "level_instruments": cfg["observation"].get("offsets") is not None,
         "observed": dict(settings["observed"]), "molecules": datamodule.molecules,
@@ -88,7 +112,7 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     references.save(references_path)
     example = observed_example(val.depth[0], datamodule.wavelength_um, datamodule.snr, int(cfg["seed"]))
     return InferencePackage({"inference": str(settings_path), "references": str(references_path)}, example,
-                            observed_signature())
+                            observed_signature(), thresholds)
 
 
 __all__ = ["InferencePackage", "observed_example", "observed_signature", "package_for_inference"]

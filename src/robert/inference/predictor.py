@@ -66,7 +66,8 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
                      geometry: str, model: str) -> pd.DataFrame:
     """One row per (spectrum, molecule): probability, detected, constrained, verdict, SNR, rows used/dropped.
 
-    ``settings``: ``threshold`` (P above which a constrained gas is "detected"), ``min_bin_fraction`` (a row
+    ``settings``: ``thresholds`` ((M,): P at or above which a constrained gas is "detected", per molecule:
+    :mod:`robert.inference.thresholds`), ``min_bin_fraction`` (a row
     whose bin lies less than this share on the grid is dropped) and ``level_instruments`` (the model was trained
     with free levels between instruments: each name in the ``instrument`` column is one instrument, read against
     its own level, its offset profiled out of the "not constrained" test; rows without the column are one
@@ -110,16 +111,16 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
                 wavelength = spectra.wavelength_um[spectra.offsets[member] + row]
                 dropped.setdefault(spectra.names[member], []).append(
                     f"{spectra.describe(source)} ({wavelength:g} um): {mapping.dropped_reason[row]}")
-    threshold = float(settings["threshold"])
+    thresholds = np.broadcast_to(np.asarray(settings["thresholds"], dtype=float), probs.shape)
     constrained = np.nan_to_num(fraction, nan=0.0) >= references.min_fraction
-    detected = constrained & (probs >= threshold)
+    detected = constrained & (probs >= thresholds)
     verdict = np.where(~constrained, NOT_CONSTRAINED, np.where(detected, DETECTED, NOT_DETECTED))
     per_spectrum = {"spectrum": np.asarray(spectra.names, dtype=object), "snr": snr, "n_points": n_used,
                     "n_dropped": np.asarray([len(dropped.get(name, [])) for name in spectra.names], dtype=int),
                     "instrument": np.asarray(spectra.instruments, dtype=object),
                     "geometry": np.full(n, geometry, dtype=object)}
     per_pair = {"probability": probs, "detected": detected, "constrained": constrained, "verdict": verdict,
-                "detectable_fraction": fraction, "threshold": np.full(probs.shape, threshold),
+                "detectable_fraction": fraction, "threshold": thresholds,
                 "molecule": np.broadcast_to(np.asarray(molecules, dtype=object), probs.shape)}
     table = {k: np.repeat(v, m) for k, v in per_spectrum.items()} | {k: v.ravel() for k, v in per_pair.items()}
     frame = pd.DataFrame(table, columns=list(OUTPUT_COLUMNS))

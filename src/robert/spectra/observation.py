@@ -267,7 +267,8 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
     """
     index, size = _segment_index(segments)
     flat = index.flatten()
-    counts = _segment_sum(torch.ones_like(depth), index, size).clamp(min=1.0)
+    cells = _segment_sum(torch.ones_like(depth), index, size)
+    counts = cells.clamp(min=1.0)
     mean = _segment_sum(depth, index, size) / counts
     mask = segments >= 0
     if cell_sigma is None:
@@ -302,8 +303,13 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
                 counts_row = counts[:-1].view(n_rows, 1, n_cells)
                 chi2 = profile_offsets(chi2, delta_sum * counts_row * weight, counts_row.square() * weight,
                                        groups, row_index)
-            undefined = ((delta_sum != 0) & (variance == 0)).any(dim=2)
-            chi2 = torch.where(undefined, torch.inf, chi2)
+            # a segment with cells but no error (noiseless, or zero sigma) makes any difference over it infinitely
+            # significant; a slot without cells holds no difference. Checked per pair only where such a segment is
+            # (with noise there is none: this skips a pass over every difference)
+            zero_error = (variance_sum[:-1] == 0) & (cells[:-1] > 0)
+            if cell_sigma is None or bool(zero_error.any()):
+                undefined = ((delta_sum != 0) & zero_error.view(n_rows, 1, n_cells)).any(dim=2)
+                chi2 = torch.where(undefined, torch.inf, chi2)
     return Observation(values, sigma, mask, chi2, groups)
 
 

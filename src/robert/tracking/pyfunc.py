@@ -29,6 +29,7 @@ from robert.errors import UserError
 from robert.inference.constraints import ConstraintReferences
 from robert.inference.observed import ObservedSpectra, validate_frame
 from robert.inference.predictor import predict_observed
+from robert.inference.thresholds import model_thresholds
 from robert.model.serialization import load_network
 
 
@@ -84,7 +85,7 @@ class RobertModel(mlflow.pyfunc.PythonModel):
             raise UserError(f"spectrum {wrong[0][0]!r} says geometry {wrong[0][1]}, but {label} reads "
                             f"{self.geometry} spectra: use the {wrong[0][1]} model")
         return predict_observed(self.network, self.molecules, np.asarray(self.settings["grid_um"]), self.references,
-                                {"threshold": self.settings["threshold"],
+                                {"thresholds": model_thresholds(self.settings, self.molecules),
                                  "min_bin_fraction": self.settings["observed"]["min_bin_fraction"],
                                  "level_instruments": self.settings.get("level_instruments", False)},
                                 spectra, self.geometry, label)

@@ -43,6 +43,8 @@ from robert.data.datamodule import SpectraDataModule
 from robert.data.dataset import resolve_planets
 from robert.errors import UserError
 from robert.inference.calibration import write_reliability
+from robert.inference.thresholds import model_thresholds
+from robert.model.metrics import THRESHOLD
 from robert.spectra.detection import State
 from robert.spectra.observation import ObservationPrior, PatternBank, PatternPrior, preset_segments
 from robert.tracking.registry import load_robert_model
@@ -80,6 +82,11 @@ def predictor(model: RobertModel, device: str = "cpu", chunk: int = 8192) -> Pre
     return predict
 
 
+def thresholds_of(model: RobertModel) -> np.ndarray:
+    """(M,) the detection thresholds a model carries (:mod:`robert.inference.thresholds`)."""
+    return model_thresholds(model.settings or {"threshold": THRESHOLD}, model.molecules)
+
+
 def model_version_to_evaluate(cfg: Mapping, root: Path) -> str:
     version = cfg["evaluate"].get("model_version")
     if version is not None:
@@ -102,13 +109,16 @@ def worst(values: Mapping[str, float], exclude: Sequence[str] = (), largest: boo
 
 
 def scores(predict: Predictor, batch: ObservedBatch, spectra_vmr: np.ndarray, molecules: list[str],
-           groups: Sequence[Sequence[str]]) -> tuple[dict[str, Any], np.ndarray]:
-    """Every score of one observed set, and the probabilities."""
+           groups: Sequence[Sequence[str]], thresholds: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """Every score of one observed set, and the probabilities; a gas is called at its threshold ((M,), default
+    0.5: :func:`thresholds_of` gives a model's)."""
     probs = predict(batch)
     injected = (batch.states != int(State.ABSENT)).numpy()
-    out = classification_metrics(probs, batch.targets.numpy(), molecules, batch.weights.numpy(), injected)
+    out = classification_metrics(probs, batch.targets.numpy(), molecules, batch.weights.numpy(), injected,
+                                 thresholds)
     log10_vmr = np.log10(np.clip(spectra_vmr[batch.rows.numpy()].astype(np.float64), 1e-300, None))
-    report = detection_report(probs, injected, batch.chi2.numpy(), log10_vmr, molecules, groups)
+    report = detection_report(probs, injected, batch.chi2.numpy(), log10_vmr, molecules, groups,
+                              thresholds=thresholds)
     grouped = [m for g in groups for m in g]
     out |= report | {
         "completeness_snr_ge_10_min": worst(report["completeness_snr_ge_10"], grouped),
@@ -131,7 +141,7 @@ def score_of(metrics: Mapping, cfg: Mapping) -> float:
 
 
 def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: Mapping,
-                        groups: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+                        groups: Sequence[Sequence[str]], thresholds: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Per coverage preset, at ``evaluate.coverage_snr`` with the training prior's error shapes: completeness at
     feature S/N >= 10 of each gas it constrains (>= MIN_PAIRS such test gases), and false alarms."""
     prior = ObservationPrior.from_config(cfg["observation"])
@@ -145,7 +155,7 @@ def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: 
         bank = PatternBank.single(preset_segments(datamodule.presets[name], datamodule.wavelength_um), name)
         batch = datamodule.observed_set("test", ObservationPrior((snr, snr), prior.noise, PatternPrior.full_only()),
                                         f"coverage/{name}@{snr}", bank)
-        result, _ = scores(predict, batch, vmr, datamodule.molecules, groups)
+        result, _ = scores(predict, batch, vmr, datamodule.molecules, groups, thresholds)
         strong = batch.chi2.numpy() >= 100.0  # feature S/N >= 10
         constrained = {m: v for j, (m, v) in enumerate(result["completeness_snr_ge_10"].items())
                        if strong[:, j].sum() >= MIN_PAIRS}
@@ -188,7 +198,7 @@ def decide_champion(cfg: Mapping, client: MlflowClient, name: str, version: str,
         return True, (f"{alias} version {current} cannot be compared with this test set (other molecules, grid, "
                       f"or logged before any-coverage support): version {version} takes {alias}"), None
     old = score_of(scores(predictor(champion), datamodule.test_set(), datamodule.split("test").vmr(),
-                          datamodule.molecules, groups)[0], cfg)
+                          datamodule.molecules, groups, thresholds_of(champion))[0], cfg)
     if new_score > old:
         return True, f"version {version} ({new_score:.4f}) beats {alias} version {current} ({old:.4f})", old
     return False, f"version {version} ({new_score:.4f}) does not beat {alias} version {current} ({old:.4f})", old
@@ -206,7 +216,8 @@ def leave_one_planet_out(cfg: Mapping, root: Path, planets: Sequence[str],
         result = train(sub_cfg, root)
         model = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
         target = build_datamodule(cfg, [held_out], root)
-        metrics, _ = scores(predictor(model), target.test_set(), target.split("test").vmr(), target.molecules, groups)
+        metrics, _ = scores(predictor(model), target.test_set(), target.split("test").vmr(), target.molecules, groups,
+                            thresholds_of(model))
         table.append({"held_out": held_out, "accuracy": metrics.get("accuracy", float("nan")),
                       "macro_f1": metrics["macro_f1"], "n": metrics["n_spectra"], "run_id": result.run_id})
     return table
@@ -229,24 +240,26 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
               if all(m in datamodule.molecules for m in g)]
     out_dir = root / cfg["evaluate"]["out_dir"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    predict = predictor(model, str(cfg.get("device", "cpu")))
+    predict, thresholds = predictor(model, str(cfg.get("device", "cpu"))), thresholds_of(model)
     vmr = datamodule.split("test").vmr()
     molecules = datamodule.molecules
     title = f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}"
 
     batch = datamodule.test_set()
-    metrics, probs = scores(predict, batch, vmr, molecules, groups)
+    metrics, probs = scores(predict, batch, vmr, molecules, groups, thresholds)
     injected = (batch.states != int(State.ABSENT)).numpy()
     files = write_confusion(confusion_matrix(probs, injected if cfg["labels"]["kind"] == "injected"
-                                             else batch.targets.numpy()), molecules, out_dir, title)
+                                             else batch.targets.numpy(), thresholds), molecules, out_dir, title)
     reliability_files, calibration_errors = write_reliability(probs, batch.targets.numpy(), molecules,
                                                               int(cfg["inference"]["reliability_bins"]), out_dir,
                                                               title)
     files += reliability_files
     files.append(write_csv(out_dir / "per_molecule.csv", [
-        {"molecule": m, **v, "completeness_snr_ge_10": metrics["completeness_snr_ge_10"][m],
+        {"molecule": m, "threshold": float(threshold), **v,
+         "completeness_snr_ge_10": metrics["completeness_snr_ge_10"][m],
          "completeness_snr_5_10": metrics["completeness_snr_5_10"][m],
-         "false_alarm_rate": metrics["false_alarm_rate"][m]} for m, v in metrics["per_molecule"].items()]))
+         "false_alarm_rate": metrics["false_alarm_rate"][m]}
+        for (m, v), threshold in zip(metrics["per_molecule"].items(), thresholds, strict=True)]))
     files.append(write_csv(out_dir / "completeness_vs_feature_snr.csv", [
         {"feature_snr": round(math.sqrt(max(r["low"], 0.5) * min(r["high"], 100.0)), 3), **r}
         for r in metrics["completeness_vs_feature_snr"]]))
@@ -254,13 +267,14 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
         {"log10_vmr": (r["low"] + r["high"]) / 2, **r} for r in metrics["completeness_vs_log10_vmr"]]))
     snr_rows = []
     for snr in cfg["evaluate"]["snr_grid"]:
-        at, _ = scores(predict, datamodule.test_set(snr), vmr, molecules, groups)
+        at, _ = scores(predict, datamodule.test_set(snr), vmr, molecules, groups, thresholds)
         snr_rows.append({"snr": snr_label(snr), "accuracy": at.get("accuracy", float("nan")),
                          "macro_f1": at["macro_f1"], "exact_match": at["exact_match"],
                          "completeness_snr_ge_10_min": at["completeness_snr_ge_10_min"],
                          "false_alarm_rate_max": at["false_alarm_rate_max"]})
     files.append(write_csv(out_dir / "accuracy_vs_snr.csv", snr_rows))
-    coverage_rows = coverage_evaluation(predict, datamodule, cfg, groups) if cfg["evaluate"].get("coverages") else []
+    coverage_rows = (coverage_evaluation(predict, datamodule, cfg, groups, thresholds)
+                     if cfg["evaluate"].get("coverages") else [])
     if coverage_rows:
         files.append(write_csv(out_dir / "coverage.csv", coverage_rows))
     if cfg["evaluate"].get("leave_one_planet_out"):
@@ -282,6 +296,8 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
                                                          "grouped_completeness_vs_feature_snr")},
         **calibration_errors,
         "f1": {m: v["f1"] for m, v in metrics["per_molecule"].items()},
+        "thresholds": dict(zip(molecules, thresholds.tolist(), strict=True)),
+        "false_alarm_rate_target": (model.settings or {}).get("false_alarm_rate"),
         "coverage": {row["coverage"]: {k: v for k, v in row.items() if k != "coverage"} for row in coverage_rows},
         "champion": {"moved": move, "reason": reason, "previous_score": champion_score},
     }

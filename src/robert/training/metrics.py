@@ -3,7 +3,8 @@
 Duque-Castaño et al. 2025 (MNRAS 539, 1528) report a molecule-presence classifier by per-molecule F1, recall,
 precision and true-negative rate, Hamming loss and exact match, broken out by abundance and SNR. Here:
 
-* standard multi-label scores (torchmetrics, threshold 0.5) against the detection targets: per-molecule
+* standard multi-label scores (torchmetrics) against the detection targets, a gas called present where its P reaches
+  its threshold (the model's: :mod:`robert.inference.thresholds`; 0.5 where none is given): per-molecule
   precision/recall/F1, macro-F1, exact match, Hamming loss; ``accuracy`` is the paper's (rows with exactly one
   injected gas: the argmax is that gas);
 * **completeness**: the share of injected gases called present, per molecule, by feature S/N = sqrt(Delta chi^2)
@@ -39,16 +40,24 @@ from robert.model.metrics import IGNORE, THRESHOLD, ignoring_targets  # noqa: E4
 SNR_BIN_EDGES = (0.0, 1.0, 3.0, 5.0, 10.0, 20.0, 50.0, np.inf)
 
 
+def calls_at(probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """(N, M) bool: each molecule called present, P >= its threshold ((M,), default 0.5 for every molecule)."""
+    return np.asarray(probs) >= (THRESHOLD if thresholds is None else np.asarray(thresholds, dtype=float))
+
+
 def classification_metrics(probs: np.ndarray, targets: np.ndarray, molecules: list[str],
-                           weights: np.ndarray | None = None, injected: np.ndarray | None = None) -> dict[str, Any]:
+                           weights: np.ndarray | None = None, injected: np.ndarray | None = None,
+                           thresholds: np.ndarray | None = None) -> dict[str, Any]:
     """Multi-label scores against ``targets`` (entries of weight 0 left out) and single-gas accuracy.
 
-    ``injected`` (default: ``targets``) decides which rows hold exactly one gas for ``accuracy``.
+    ``injected`` (default: ``targets``) decides which rows hold exactly one gas for ``accuracy``; ``thresholds``
+    (M,): see :func:`calls_at`.
     """
-    p = torch.as_tensor(probs, dtype=torch.float32)
+    # the calls as 0/1 integers: torchmetrics then applies no threshold of its own
+    p = torch.as_tensor(calls_at(probs, thresholds).astype(np.int64))
     t = ignoring_targets(torch.as_tensor(targets), torch.ones_like(p) if weights is None else torch.as_tensor(weights))
     n = len(molecules)
-    kwargs = {"num_labels": n, "threshold": THRESHOLD, "ignore_index": IGNORE}
+    kwargs = {"num_labels": n, "ignore_index": IGNORE}
     precision = multilabel_precision(p, t, average="none", **kwargs).numpy()
     recall = multilabel_recall(p, t, average="none", **kwargs).numpy()
     f1 = multilabel_f1_score(p, t, average="none", **kwargs).numpy()
@@ -95,16 +104,16 @@ def completeness_by(values: np.ndarray, called: np.ndarray, injected: np.ndarray
 
 def detection_report(probs: np.ndarray, injected: np.ndarray, chi2: np.ndarray, log10_vmr: np.ndarray,
                      molecules: list[str], groups: Sequence[Sequence[str]] = (),
-                     vmr_edges: Sequence[float] | None = None) -> dict[str, Any]:
+                     vmr_edges: Sequence[float] | None = None, thresholds: np.ndarray | None = None) -> dict[str, Any]:
     """Completeness by feature S/N and by log10 VMR, false-alarm rates; each per molecule (and per group)."""
-    called = np.asarray(probs) >= THRESHOLD
+    calls = calls_at(probs, thresholds)
     present = np.asarray(injected) > 0.5
     snr = np.sqrt(np.clip(np.nan_to_num(np.asarray(chi2, float), posinf=1e30), 0, None))
     vmr_edges = list(vmr_edges) if vmr_edges is not None else list(np.arange(-8, -1.5, 1.0))
     report: dict[str, Any] = {}
-    views = [("", called, present, snr, np.where(present, log10_vmr, -np.inf), list(molecules))]
+    views = [("", calls, present, snr, np.where(present, log10_vmr, -np.inf), list(molecules))]
     if groups:
-        g_called, g_present, g_names = _group_columns(called, present, molecules, groups)
+        g_called, g_present, g_names = _group_columns(calls, present, molecules, groups)
         # a group's S/N: its best member's
         g_snr = np.stack([snr[:, [molecules.index(m) for m in name.split("/")]].max(1) for name in g_names], 1)
         views.append(("grouped_", g_called, g_present, g_snr, np.full(g_snr.shape, np.nan), g_names))
@@ -134,10 +143,11 @@ def worst(values: dict[str, float], exclude: Sequence[str] = ()) -> float:
     return float(min(finite)) if finite else float("nan")
 
 
-def confusion_matrix(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def confusion_matrix(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
     """(M, M) counts: rows true molecule, columns predicted (argmax when every row holds one gas).
 
-    Otherwise, for each true molecule i, the spectra containing i in which molecule j was called present.
+    Otherwise, for each true molecule i, the spectra containing i in which molecule j was called present
+    (:func:`calls_at`).
     """
     n = labels.shape[1]
     labels = np.asarray(labels) > 0.5
@@ -145,7 +155,7 @@ def confusion_matrix(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         matrix = np.zeros((n, n), dtype=int)
         np.add.at(matrix, (labels.argmax(1), np.asarray(probs).argmax(1)), 1)
         return matrix
-    return labels.T.astype(int) @ (np.asarray(probs) >= THRESHOLD).astype(int)
+    return labels.T.astype(int) @ calls_at(probs, thresholds).astype(int)
 
 
 def confusion_pairs(matrix: np.ndarray, molecules: list[str]) -> list[dict[str, Any]]:
@@ -180,5 +190,5 @@ def write_confusion(matrix: np.ndarray, molecules: list[str], directory: Path, t
     return [json_path, png_path]
 
 
-__all__ = ["SNR_BIN_EDGES", "classification_metrics", "completeness_by", "confusion_matrix", "confusion_pairs",
-           "detection_report", "worst", "write_confusion"]
+__all__ = ["SNR_BIN_EDGES", "calls_at", "classification_metrics", "completeness_by", "confusion_matrix",
+           "confusion_pairs", "detection_report", "worst", "write_confusion"]

@@ -1,0 +1,62 @@
+"""Detection thresholds set by a false-alarm rate (robert.inference.thresholds) and where they are applied."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robert.errors import UserError
+from robert.inference.thresholds import ThresholdSettings, false_alarm_thresholds, model_thresholds
+from robert.training.metrics import classification_metrics, confusion_matrix, detection_report
+
+
+def test_each_threshold_admits_at_most_the_rate_of_absent_gases_and_no_lower_one_would():
+    rng = np.random.default_rng(0)
+    probs = np.stack([rng.beta(1, 8, 4000), rng.beta(2, 3, 4000)], 1)  # a confident and a vague molecule
+    absent = rng.random((4000, 2)) < 0.7
+    rate = 0.01
+    thresholds = false_alarm_thresholds(probs, absent, rate, fallback=0.5)
+    for j, t in enumerate(thresholds):
+        negatives = probs[absent[:, j], j]
+        assert (negatives >= t).mean() <= rate
+        # the next lower value of P among the absent rows would let one more through: the threshold is the lowest
+        below = negatives[negatives < t].max()
+        assert (negatives >= below).mean() > rate
+    assert thresholds[1] > thresholds[0]  # the vaguer molecule needs a higher P for the same false-alarm rate
+
+
+def test_tied_probabilities_stay_below_the_threshold_and_a_molecule_never_absent_keeps_the_fallback():
+    probs = np.array([[0.9, 0.3], [0.9, 0.2], [0.1, 0.4]])
+    absent = np.array([[True, False], [True, False], [True, False]])
+    thresholds = false_alarm_thresholds(probs, absent, 0.5, fallback=0.5)
+    assert thresholds[0] > 0.9 and thresholds[1] == 0.5  # 2 of 3 rows tie at 0.9: admitting them would be 67 %
+
+
+@pytest.mark.parametrize(("section", "field"), [({"false_alarm_rate": 0.0}, "inference.false_alarm_rate"),
+                                                ({"false_alarm_rate": 1.0}, "inference.false_alarm_rate"),
+                                                ({"threshold": 1.5}, "inference.threshold"),
+                                                ({"calibration_draws": 0}, "inference.calibration_draws")])
+def test_bad_threshold_settings_name_the_field(section, field):
+    with pytest.raises(UserError, match=field.replace(".", r"\.")):
+        ThresholdSettings.from_config(section)
+
+
+def test_a_model_without_per_molecule_thresholds_reads_its_single_one():
+    assert model_thresholds({"threshold": 0.4}, ["H2O", "CO"]).tolist() == [0.4, 0.4]
+    assert model_thresholds({"thresholds": {"CO": 0.7, "H2O": 0.2}}, ["H2O", "CO"]).tolist() == [0.2, 0.7]
+
+
+def test_scores_call_each_molecule_at_its_own_threshold():
+    probs = np.array([[0.6, 0.6], [0.3, 0.3], [0.6, 0.1]])
+    truth = np.array([[1, 1], [1, 0], [0, 0]])
+    chi2 = np.full(probs.shape, 400.0)
+    log10_vmr = np.full(probs.shape, -4.0)
+    thresholds = np.array([0.25, 0.5])
+    default = detection_report(probs, truth, chi2, log10_vmr, ["A", "B"])
+    own = detection_report(probs, truth, chi2, log10_vmr, ["A", "B"], thresholds=thresholds)
+    assert default["completeness_snr_ge_10"] == {"A": 0.5, "B": 1.0}
+    assert own["completeness_snr_ge_10"] == {"A": 1.0, "B": 1.0}  # A's 0.3 reaches its threshold of 0.25
+    assert own["false_alarm_rate"]["A"] == 1.0 and own["false_alarm_rate"]["B"] == 0.0
+    f1 = classification_metrics(probs, truth, ["A", "B"], thresholds=thresholds)["per_molecule"]
+    assert f1["A"]["recall"] == 1.0 and f1["A"]["precision"] == pytest.approx(2 / 3)
+    assert confusion_matrix(probs, truth, thresholds).tolist() == [[2, 1], [1, 1]]
