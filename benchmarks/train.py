@@ -15,7 +15,8 @@ peers side by side), so the project's registry and its @champion are left alone.
   (whole grid, white noise at data.snr): completeness at feature S/N >= 10 and 5-10 (worst molecule outside the
   declared degenerate group), false-alarm rate (worst), macro-F1;
 * peers: the MLP and the CNN (model=mlp | cnn) through the same training, and a random forest (scikit-learn,
-  as HELA did) on the same encoded inputs, one observation draw per training spectrum;
+  as HELA did) on the same encoded inputs, one observation draw per training spectrum, its thresholds set as
+  the networks' are (robert.inference.thresholds);
 * single: the realistic regime on the paper-scale single-gas set (experiment=single: 85,750 spectra);
 * mixture: the realistic regime on the paper-scale mixture set (experiment=mixture: 85,750 spectra of 1-4 gases);
 * paper: the paper's regime (experiment=paper): accuracy over all ten molecules and over the eight outside the
@@ -42,6 +43,8 @@ from omegaconf import OmegaConf
 
 from record import command_line, emit, record_of  # benchmarks/record.py, beside this script
 from robert.data.dataset import resolve_planets
+from robert.inference.package import detection_thresholds
+from robert.inference.thresholds import ThresholdSettings
 from robert.training.evaluate import evaluate, scores
 from robert.training.train import build_datamodule, train
 
@@ -127,9 +130,12 @@ def random_forest(*overrides: str, n_estimators: int = 100) -> dict:
         votes = forest.predict_proba(network_inputs(batch.observation, channels).numpy())
         return np.stack([v[:, 1] if v.shape[1] == 2 else np.zeros(len(v)) for v in votes], 1)
 
+    # called at thresholds set as the networks' are (the false-alarm rate on validation spectra)
+    thresholds = detection_thresholds(predict, datamodule, ThresholdSettings.from_config(cfg["inference"]),
+                                      int(cfg["seed"]))
     test = datamodule.test_set()
     result, _ = scores(predict, test, datamodule.split("test").vmr(), datamodule.molecules,
-                       cfg["evaluate"]["degenerate_groups"])
+                       cfg["evaluate"]["degenerate_groups"], thresholds)
     out = {k: round(float(result[k]), 4) for k in HEADLINE if k in result}
     print(f"forest: {out} in {seconds:.0f} s", flush=True)
     return out | {"train_seconds": round(seconds, 1)}

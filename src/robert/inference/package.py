@@ -15,7 +15,7 @@ Nothing here is pickled: loading a model reads JSON and ``np.load(allow_pickle=F
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from robert.data.batches import observe_split
+from robert.data.batches import ObservedBatch, observe_split
 from robert.inference.constraints import ConstraintSettings, build_references
 from robert.inference.observed import BIN_COLUMNS, REQUIRED_COLUMNS, TEXT_COLUMNS
 from robert.inference.predictor import OUTPUT_COLUMNS
@@ -47,7 +47,6 @@ class InferencePackage:
     artifacts: dict[str, str]      # pyfunc artifact name -> local path
     input_example: pd.DataFrame
     signature: ModelSignature
-    thresholds: np.ndarray         # (M,) each molecule's detection threshold on P
 
 
 def observed_signature() -> ModelSignature:
@@ -68,18 +67,18 @@ def observed_example(depth: np.ndarray, grid_um: np.ndarray, snr: float | None, 
                          "bin_high_um": high})
 
 
-def detection_thresholds(network: Recogniser, datamodule: SpectraDataModule, settings: ThresholdSettings,
-                         seed: int) -> np.ndarray:
-    """(M,) each molecule's threshold on P: ``settings.threshold`` for all, or set by the false-alarm rate on the
-    validation split observed ``calibration_draws`` times under the training prior (fresh draws from ``seed``)."""
+def detection_thresholds(predict: Callable[[ObservedBatch], np.ndarray], datamodule: SpectraDataModule,
+                         settings: ThresholdSettings, seed: int) -> np.ndarray:
+    """(M,) each molecule's threshold on P (``predict``: an observed batch -> (B, M) probabilities):
+    ``settings.threshold`` for all, or set by the false-alarm rate on the validation split observed
+    ``calibration_draws`` times under the training prior (fresh draws from ``seed``)."""
     if settings.false_alarm_rate is None:
         return np.full(len(datamodule.molecules), settings.threshold)
     probs, absent = [], []
     for draw in range(settings.calibration_draws):
         batch = observe_split(datamodule.fetcher("val"), datamodule.observer, stable_seed("calibration", seed, draw),
                               datamodule.labels)
-        with torch.no_grad():
-            probs.append(network.predict_proba(network.encode(batch.observation)).numpy())
+        probs.append(predict(batch))
         absent.append((batch.states == int(State.ABSENT)).numpy())
     return false_alarm_thresholds(np.concatenate(probs), np.concatenate(absent), settings.false_alarm_rate,
                                   settings.threshold)
@@ -90,7 +89,12 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     """The inference artifacts under ``directory``, from the validation split."""
     settings = cfg["inference"]
     decision = ThresholdSettings.from_config(settings)
-    thresholds = detection_thresholds(network, datamodule, decision, int(cfg["seed"]))
+
+    def predict(batch: ObservedBatch) -> np.ndarray:
+        with torch.no_grad():
+            return network.predict_proba(network.encode(batch.observation)).numpy()
+
+    thresholds = detection_thresholds(predict, datamodule, decision, int(cfg["seed"]))
     val = datamodule.split("val")
     constraint = ConstraintSettings.from_config(settings["constraint"])
     labels = LabelSettings.from_config(cfg["labels"])
@@ -112,7 +116,8 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     references.save(references_path)
     example = observed_example(val.depth[0], datamodule.wavelength_um, datamodule.snr, int(cfg["seed"]))
     return InferencePackage({"inference": str(settings_path), "references": str(references_path)}, example,
-                            observed_signature(), thresholds)
+                            observed_signature())
 
 
-__all__ = ["InferencePackage", "observed_example", "observed_signature", "package_for_inference"]
+__all__ = ["InferencePackage", "detection_thresholds", "observed_example", "observed_signature",
+           "package_for_inference"]
