@@ -1,6 +1,7 @@
 """Design benchmark: the measurements behind the recogniser's defaults, each an ablation of one choice.
 
-    python benchmarks/design.py [--only inputs,standardise,init,undetectable] [--model dbn] [overrides...]
+    python benchmarks/design.py [--only inputs,standardise,init,undetectable,precision,observation] [--model dbn]
+                                [overrides...]
 
 Each variant trains the default model (``conf/model/dbn.yaml`` unless ``--model``) on the realistic set with one
 setting changed, through the project's own train and evaluate code, into a private MLflow store under
@@ -12,9 +13,13 @@ build/bench/design/, and is scored on the headline test set (whole grid, white n
 * init: where the DBN's fine-tuning starts (Glorot weights | the pre-trained stack, as the paper's DBN);
 * undetectable: an injected gas below the detection threshold as a negative target or left out of the loss
   (the latter is judged by the false-alarm rate on absent gases and completeness on detectable ones);
-* precision: fine-tuning in bfloat16 autocast (CD steps stay float32), for speed where the CPU has bf16 units.
+* precision: fine-tuning in bfloat16 autocast (CD steps stay float32), for speed where the CPU has bf16 units;
+* observation: what the training spectra look like: the any-coverage prior (``observation=any``) or the headline
+  test's own convention alone (``observation=white``: the whole grid, white noise at data.snr): the price of one
+  model for every coverage, so this choice also scores every model on the coverage presets (``evaluate.coverages``).
 Last line: one JSON object, variant -> macro-F1, worst completeness at feature S/N >= 10, worst false-alarm rate,
-training seconds.
+training seconds (with ``observation`` also over the presets: ``coverage_completeness_min``,
+``coverage_false_alarm_rate_max``, ``coverage_macro_f1_mean``).
 """
 
 from __future__ import annotations
@@ -39,23 +44,33 @@ VARIANTS = {
     "init": {"stack": ["model.finetune.init=stack"]},
     "undetectable": {"ignore": ["labels.undetectable=ignore"]},
     "precision": {"bf16-mixed": ["trainer.precision=bf16-mixed"]},
+    "observation": {"white": ["observation=white"]},
 }
+# choices judged on the coverage presets too (evaluate.coverages from conf/evaluate.yaml, not skipped)
+WITH_COVERAGES = {"observation"}
 KEYS = ("macro_f1", "completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "accuracy")
 
 
-def run(name: str, overrides: list[str]) -> dict:
+def run(name: str, overrides: list[str], coverages: bool = False) -> dict:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="evaluate", overrides=[
             f"tracking.uri=sqlite:///{OUT}/mlflow.db", f"tracking.artifact_location={OUT}/artifacts",
             "tracking.experiment=robert-design", f"train.output={OUT}/{name}/model.json",
             f"train.checkpoint_dir={OUT}/checkpoints", f"evaluate.out_dir={OUT}/{name}/evaluate",
-            "trainer.progress_bar=false", "evaluate.coverages=[]", *overrides]), resolve=True)
+            "trainer.progress_bar=false", *([] if coverages else ["evaluate.coverages=[]"]), *overrides]),
+            resolve=True)
     start = time.perf_counter()
     result = train(cfg, ROOT)
     seconds = time.perf_counter() - start
     cfg["evaluate"]["model_version"] = result.registered_version
     summary = evaluate(cfg, ROOT)
     out = {k: round(float(summary[k]), 4) for k in KEYS if k in summary} | {"train_seconds": round(seconds, 1)}
+    presets = list(summary.get("coverage", {}).values())
+    if presets:  # over the presets: the worst gas each preset constrains, and the mean macro-F1
+        out |= {"coverage_completeness_min": min(float(row["completeness_snr_ge_10_min"]) for row in presets),
+                "coverage_false_alarm_rate_max": max(float(row["false_alarm_rate_max"]) for row in presets),
+                "coverage_macro_f1_mean": sum(float(row["macro_f1"]) for row in presets) / len(presets)}
+        out = {k: round(v, 4) if k.startswith("coverage_") else v for k, v in out.items()}
     print(f"{name}: {out}", flush=True)
     return out
 
@@ -67,13 +82,18 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every variant")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    report: dict = {"model": args.model, "default": run("default", [f"model={args.model}", *args.overrides])}
-    for choice in [c.strip() for c in args.only.split(",") if c.strip()]:
-        if choice not in VARIANTS:
-            parser.error(f"unknown choice {choice!r}; expected some of: {', '.join(VARIANTS)}")
+    choices = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = [c for c in choices if c not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown choice {unknown[0]!r}; expected some of: {', '.join(VARIANTS)}")
+    coverages = bool(WITH_COVERAGES & set(choices))
+    report: dict = {"model": args.model,
+                    "default": run("default", [f"model={args.model}", *args.overrides], coverages)}
+    for choice in choices:
         if choice == "init" and args.model != "dbn":
             continue
-        report[choice] = {variant: run(f"{choice}-{variant}", [f"model={args.model}", *extra, *args.overrides])
+        report[choice] = {variant: run(f"{choice}-{variant}", [f"model={args.model}", *extra, *args.overrides],
+                                       coverages)
                           for variant, extra in VARIANTS[choice].items()}
     emit("design" if set(report) - {"model", "default"} == set(VARIANTS) else "design_" + "_".join(
         k for k in report if k not in ("model", "default")), report)

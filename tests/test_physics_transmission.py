@@ -189,6 +189,20 @@ def test_forward_model_picks_the_geometry(tiny_cache) -> None:
         assert type(forward_model(settings, PLANET, ["H2O"], tiny_cache)) is cls
 
 
+def test_a_model_moved_to_another_planet_is_that_planets_model(tiny_cache) -> None:
+    # generate planet=all builds the opacity table once and moves the model from planet to planet
+    hot, temperate = load_planet("wasp18b"), load_planet("gj1214b")
+    for name in ("default", "transmission"):
+        settings = load_simulate_config(name, ["compile=false", "n_layers=10", "output.n_bins=20",
+                                               "output.wavelength_max_um=5"])
+        first = forward_model(settings, hot, ["H2O"], tiny_cache)
+        moved, built = first.for_planet(temperate), forward_model(settings, temperate, ["H2O"], tiny_cache)
+        params, vmr = sample_parameters(settings, temperate, 3, 1, torch.Generator().manual_seed(2))
+        assert moved.opacity is first.opacity and moved.planet is temperate and first.planet is hot
+        assert torch.equal(moved(params, vmr), built(params, vmr))
+        assert not torch.equal(moved(params, vmr), first(params, vmr))
+
+
 def test_batches_chunks_and_precision() -> None:
     model = make_model([table("A", band(), 18.0)], continuum=True)
     params, vmr = sample_parameters(model.settings, PLANET, 7, 1, torch.Generator().manual_seed(5))

@@ -14,6 +14,7 @@ batch size and ``torch.compile`` never recompiles. The same code runs on CPU and
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -88,6 +89,17 @@ class ForwardModel:
         if self.h_minus is not None:
             # the electron Saha solve is ~100 small (B, L) ops: fused it costs little next to the (B, L, W) work
             self._eager.update(h_minus_coefficients=h_minus_coefficients, continuum=continuum_optical_depth)
+
+    def for_planet(self, planet: Planet) -> Self:
+        """This model for another planet: the opacity table, grids and compiled kernels (none of which depends on
+        the planet) are shared, not rebuilt; building the table takes seconds per planet."""
+        other = copy.copy(self)
+        other.planet = planet
+        other._set_planet_terms()
+        return other
+
+    def _set_planet_terms(self) -> None:
+        """What depends on ``self.planet`` beyond the per-spectrum arithmetic (subclasses; see ``for_planet``)."""
 
     def _compile_kernels(self) -> None:
         """Subclasses add their kernels to ``_eager`` first; compiled copies when ``simulate.compile``."""
@@ -222,12 +234,16 @@ class EmissionModel(ForwardModel):
         as_t = lambda a: torch.as_tensor(a, device=settings.device, dtype=settings.dtype)  # noqa: E731
         mu, w = gauss_legendre_mu(settings.n_angles)
         self.mu, self.flux_weight = as_t(mu), as_t(2 * w * mu)
-        star_flux = np.pi * planck_wavenumber(torch.as_tensor(self.wavenumber_grid_cm),
-                                              torch.tensor([planet.star.temperature_K]))
-        self.star_flux_binned = binning.bin_flux(self.binning, star_flux.to(settings.device, settings.dtype))[0]
+        self._set_planet_terms()
         # the radiative transfer (exponentials over layers x wavenumbers x angles) is the hot loop
         self._eager["flux"] = flux_from_optical_depth
         self._compile_kernels()
+
+    def _set_planet_terms(self) -> None:
+        star_flux = np.pi * planck_wavenumber(torch.as_tensor(self.wavenumber_grid_cm),
+                                              torch.tensor([self.planet.star.temperature_K]))
+        self.star_flux_binned = binning.bin_flux(self.binning, star_flux.to(self.settings.device,
+                                                                            self.settings.dtype))[0]
 
     def emergent_flux(self, temperature_K: torch.Tensor, active_vmr: torch.Tensor) -> torch.Tensor:
         """High-resolution planet flux (B, W) [W m^-2 (cm^-1)^-1] on ``self.wavenumber_cm``."""

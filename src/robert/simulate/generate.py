@@ -228,12 +228,23 @@ def generate_planets(cfg: Mapping, planet_key: str, root: Path, log: Callable[[s
             raise UserError(f"planet {key} of planet={planet_key} has no conf/planet/{key}.yaml")
         planets[key] = cfg["planet"] if len(keys) == 1 and "keys" not in cfg["planet"] else yaml.safe_load(
             path.read_text())
-    return [generate_planet({**cfg, "planet": planet}, key, root, log, progress) for key, planet in planets.items()]
+    out_dirs, model = [], None
+    for key, planet in planets.items():  # each planet's model shares the first one's opacity table
+        out_dir, model = _generate_planet({**cfg, "planet": planet}, key, root, log, progress, model)
+        out_dirs.append(out_dir)
+    return out_dirs
 
 
 def generate_planet(cfg: Mapping, planet_key: str, root: Path,
                     log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Write (or complete) the shards of one planet; returns the planet's dataset directory."""
+    return _generate_planet(cfg, planet_key, root, log, progress)[0]
+
+
+def _generate_planet(cfg: Mapping, planet_key: str, root: Path, log: Callable[[str], None], progress: bool,
+                     earlier: ForwardModel | None = None) -> tuple[Path, ForwardModel]:
+    """:func:`generate_planet`, reusing ``earlier`` (another planet's model) when it has the same settings and
+    molecules; returns the directory and the model used."""
     dataset, composition = cfg["dataset"], cfg["composition"]
     n_total = check_positive_int(dataset.get("spectra_per_planet"), "dataset.spectra_per_planet")
     shard_size = check_positive_int(dataset.get("shard_size"), "dataset.shard_size")
@@ -252,7 +263,8 @@ def generate_planet(cfg: Mapping, planet_key: str, root: Path,
     cache_dir = root / cfg["cache_dir"]
     provenance = cache_provenance(cache_dir, molecules)
     acceptance = Acceptance.from_config(dataset.get("acceptance"))
-    model = forward_model(settings, planet, molecules, cache_dir)
+    same = earlier is not None and earlier.settings == settings and list(earlier.molecules) == molecules
+    model = earlier.for_planet(planet) if same else forward_model(settings, planet, molecules, cache_dir)
 
     out_dir = geometry_dataset_dir(root / dataset["out_dir"], settings.geometry) / kind / planet_key
     # what the spectra depend on (not where they are written)
@@ -283,4 +295,4 @@ def generate_planet(cfg: Mapping, planet_key: str, root: Path,
         bar.update(n)
     bar.close()
     log(f"{planet_key}: {n_total} spectra in {n_shards} shards under {out_dir}")
-    return out_dir
+    return out_dir, model
