@@ -193,7 +193,7 @@ def design_tables() -> str:
         runs = [("default", f"`{result.get('model', 'dbn')}`", result["default"])]
         runs += [(choice, variant, scores) for choice, variants in result.items()
                  if isinstance(variants, dict) and choice != "default" for variant, scores in variants.items()]
-        # records of choices judged on the coverage presets too carry the worst gas over them
+        # records of choices judged on the coverage presets too carry their scores over the presets
         presets = any("coverage_macro_f1_mean" in scores for *_, scores in runs)
         rows = [[choice, variant, *design_cells(scores, presets)] for choice, variant, scores in runs]
         blocks.append(provenance(entry) + "\n\n" + table(
