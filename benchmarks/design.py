@@ -1,6 +1,6 @@
 """Design benchmark: the measurements behind the recogniser's defaults, each an ablation of one choice.
 
-    python benchmarks/design.py [--only inputs,standardise,init,undetectable,precision,width,observation]
+    python benchmarks/design.py [--only inputs,standardise,init,undetectable,precision,width,epochs,observation]
                                 [--model dbn] [overrides...]
 
 Each variant trains the default model (``conf/model/dbn.yaml`` unless ``--model``) on the realistic set with one
@@ -15,11 +15,12 @@ build/bench/design/, and is scored on the headline test set (whole grid, white n
   (the latter is judged by the false-alarm rate on absent gases and completeness on detectable ones);
 * precision: fine-tuning in bfloat16 autocast (CD steps stay float32), for speed where the CPU has bf16 units;
 * width: the first hidden layer, the paper's 500 units or 1,000 (is the any-coverage model short of capacity?);
+* epochs: fine-tuning epochs, 60 or 120 (is it short of training?);
 * observation: what the training spectra look like: the any-coverage prior (``observation=any``) or the headline
   test's own convention alone (``observation=white``: the whole grid, white noise at data.snr): the price of one
   model for every coverage, so this choice also scores every model on the coverage presets (``evaluate.coverages``).
 Last line: one JSON object, variant -> macro-F1, worst completeness at feature S/N >= 10, worst false-alarm rate,
-training seconds (with ``width`` or ``observation`` also over the presets: ``coverage_completeness_min``,
+training seconds (with ``width``, ``epochs`` or ``observation`` also over the presets: ``coverage_completeness_min``,
 ``coverage_false_alarm_rate_max``, ``coverage_macro_f1_mean``).
 """
 
@@ -46,10 +47,11 @@ VARIANTS = {
     "undetectable": {"ignore": ["labels.undetectable=ignore"]},
     "precision": {"bf16-mixed": ["trainer.precision=bf16-mixed"]},
     "width": {"1000-200-50": ["model.hidden=[1000,200,50]"]},
+    "epochs": {"120": ["model.finetune.epochs=120"]},
     "observation": {"white": ["observation=white"]},
 }
 # choices judged on the coverage presets too (evaluate.coverages from conf/evaluate.yaml, not skipped)
-WITH_COVERAGES = {"width", "observation"}
+WITH_COVERAGES = {"width", "epochs", "observation"}
 KEYS = ("macro_f1", "completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "accuracy")
 
 
