@@ -89,12 +89,8 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     """The inference artifacts under ``directory``, from the validation split."""
     settings = cfg["inference"]
     decision = ThresholdSettings.from_config(settings)
-
-    def predict(batch: ObservedBatch) -> np.ndarray:
-        with torch.no_grad():
-            return network.predict_proba(network.encode(batch.observation)).numpy()
-
-    thresholds = detection_thresholds(predict, datamodule, decision, int(cfg["seed"]))
+    thresholds = detection_thresholds(lambda batch: network.observed_proba(batch.observation).numpy(), datamodule,
+                                      decision, int(cfg["seed"]))
     val = datamodule.split("val")
     constraint = ConstraintSettings.from_config(settings["constraint"])
     labels = LabelSettings.from_config(cfg["labels"])

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import torch
 
 from robert.errors import UserError
 from robert.inference.constraints import ConstraintReferences
@@ -97,8 +96,7 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
             rows = spectra.offsets[chunk][:, None] + np.arange(first.stop - first.start)[None, :]
             observation, inverse_variance = observe_rows_on_grid(mapping, spectra.depth[rows],
                                                                  spectra.depth_err[rows], groups)
-            with torch.no_grad():
-                probs[chunk] = network.predict_proba(network.encode(observation)).numpy()
+            probs[chunk] = network.observed_proba(observation).numpy()
             values, sigma = (a.numpy() if full else np.ascontiguousarray(a.numpy()[:, observed])
                              for a in (observation.values, observation.sigma))
             mean_depth = values.sum(1, dtype=np.float64) / len(observed)

@@ -84,6 +84,10 @@ class Recogniser(nn.Module):
         """P(detected) per label, (B, n_labels)."""
         return torch.sigmoid(self(inputs))
 
+    def observed_proba(self, observation: Observation) -> Tensor:
+        """P(detected) per label for observed spectra, encoded as the network was trained, (B, n_labels)."""
+        return self.predict_proba(self.encode(observation))
+
     def classifier_parameters(self) -> Iterator[nn.Parameter]:
         """What supervised training optimises."""
         return self.parameters()

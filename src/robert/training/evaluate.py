@@ -75,9 +75,8 @@ def predictor(model: RobertModel, device: str = "cpu", chunk: int = 8192) -> Pre
     network = model.network.to(device)
 
     def predict(batch: ObservedBatch) -> np.ndarray:
-        with torch.no_grad():
-            parts = [network.predict_proba(network.encode(batch.slice(i, i + chunk).observation.to(device)))
-                     for i in range(0, len(batch), chunk)]
+        parts = [network.observed_proba(batch.slice(i, i + chunk).observation.to(device))
+                 for i in range(0, len(batch), chunk)]
         return torch.cat(parts).cpu().numpy()
     return predict
 

@@ -262,8 +262,7 @@ def _log_results(cfg: Mapping, root: Path, module: RecogniserModule, datamodule:
     molecules = datamodule.molecules
     network = module.network.cpu().eval()
     val = datamodule.observed_set("val")
-    with torch.no_grad():
-        probs = network.predict_proba(network.encode(val.observation)).numpy()
+    probs = network.observed_proba(val.observation).numpy()
     val_metrics = classification_metrics(probs, val.targets.numpy(), molecules, val.weights.numpy())
     provenance = {"planets": planets, "composition": cfg["composition"]["kind"],
                   "dataset_dir": str(datamodule.directory), "molecules": molecules,
