@@ -71,10 +71,9 @@ def run(name: str, overrides: list[str], coverages: bool = False) -> dict:
     out = {k: round(float(summary[k]), 4) for k in KEYS if k in summary} | {"train_seconds": round(seconds, 1)}
     presets = list(summary.get("coverage", {}).values())
     if presets:  # over the presets: the worst gas each preset constrains, and the mean macro-F1
-        out |= {"coverage_completeness_min": min(float(row["completeness_snr_ge_10_min"]) for row in presets),
-                "coverage_false_alarm_rate_max": max(float(row["false_alarm_rate_max"]) for row in presets),
-                "coverage_macro_f1_mean": sum(float(row["macro_f1"]) for row in presets) / len(presets)}
-        out = {k: round(v, 4) if k.startswith("coverage_") else v for k, v in out.items()}
+        out |= {"coverage_completeness_min": round(min(float(r["completeness_snr_ge_10_min"]) for r in presets), 4),
+                "coverage_false_alarm_rate_max": round(max(float(r["false_alarm_rate_max"]) for r in presets), 4),
+                "coverage_macro_f1_mean": round(sum(float(r["macro_f1"]) for r in presets) / len(presets), 4)}
     print(f"{name}: {out}", flush=True)
     return out
 
