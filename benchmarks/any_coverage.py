@@ -30,13 +30,7 @@ from omegaconf import OmegaConf
 
 from record import emit  # benchmarks/record.py, beside this script
 from robert.data.dataset import resolve_planets
-from robert.spectra.observation import (
-    ObservationPrior,
-    PatternBank,
-    PatternPrior,
-    build_pattern_bank,
-    preset_segments,
-)
+from robert.spectra.observation import ObservationPrior, PatternBank, PatternPrior, build_pattern_bank
 from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
 from robert.training.evaluate import MIN_PAIRS, predictor, scores, thresholds_of, worst
@@ -65,7 +59,8 @@ def trained(name: str, coverage: dict, *overrides: str):
 
     weights = ",".join(f"{k}: {v}" for k, v in coverage["weights"].items())
     presets = ",".join(coverage.get("presets", []))
-    cfg = config(*private(name), f"observation.coverage.weights={{{weights}}}",
+    # delete, then add: an override of a mapping with a mapping merges the two (the default weights would stay)
+    cfg = config(*private(name), "~observation.coverage.weights", f"+observation.coverage.weights={{{weights}}}",
                  f"observation.coverage.presets=[{presets}]", *overrides)
     start = time.perf_counter()
     result = train(cfg, ROOT)
@@ -73,7 +68,8 @@ def trained(name: str, coverage: dict, *overrides: str):
     return mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
 
 
-def coverage_scores(model, datamodule, name: str, bank: PatternBank, prior: ObservationPrior, groups) -> dict:
+def coverage_scores(model, datamodule, name: str, view: tuple[ObservationPrior, PatternBank], groups) -> dict:
+    prior, bank = view
     batch = datamodule.observed_set("test", prior, f"bench/{name}", bank)
     thresholds = thresholds_of(model)
     result, probs = scores(predictor(model), batch, datamodule.split("test").vmr(), datamodule.molecules, groups,
@@ -104,27 +100,26 @@ def main() -> None:
     groups = [g for g in cfg["evaluate"].get("degenerate_groups") or []]
     prior = ObservationPrior.from_config(cfg["observation"])
     snr = float(cfg["evaluate"]["coverage_snr"])
-    test_prior = ObservationPrior((snr, snr), prior.noise, PatternPrior.full_only())
-    grid = datamodule.wavelength_um
-    banks = {name: PatternBank.single(preset_segments(datamodule.presets[name], grid), name)
+    views = {name: datamodule.preset_view(name, (snr, snr), "evaluate.coverages")
              for name in cfg["evaluate"]["coverages"]}
     union_prior = PatternPrior({"union": 1.0}, 256, prior.coverage.min_cells, prior.coverage.bin_cells, 0,
                                prior.coverage.presets)
-    banks["random unions"] = build_pattern_bank(union_prior, datamodule.presets, grid, seed=2016)
+    views["random unions"] = (views["full"][0], build_pattern_bank(union_prior, datamodule.presets,
+                                                                   datamodule.wavelength_um, seed=2016))
 
-    table: dict[str, dict] = {name: {"new": coverage_scores(new_model, datamodule, name, bank, test_prior, groups)}
-                              for name, bank in banks.items()}
+    table: dict[str, dict] = {name: {"new": coverage_scores(new_model, datamodule, name, view, groups)}
+                              for name, view in views.items()}
     full_bar: dict[str, float] = {}
     if not args.skip_dedicated:
         full_model = trained("full-grid", {"weights": {"full": 1.0}}, *args.overrides)
-        full = coverage_scores(full_model, datamodule, "full", banks["full"], test_prior, groups)
+        full = coverage_scores(full_model, datamodule, "full", views["full"], groups)
         full_bar = full["completeness"]
         table["full"]["full_grid_model"] = full
         for name in cfg["evaluate"]["coverages"]:
             if name == "full":
                 continue
             dedicated = trained(f"only-{name}", {"weights": {"preset": 1.0}, "presets": [name]}, *args.overrides)
-            table[name]["old"] = coverage_scores(dedicated, datamodule, name, banks[name], test_prior, groups)
+            table[name]["old"] = coverage_scores(dedicated, datamodule, name, views[name], groups)
     rows, failures = [], []
     for name, entry in table.items():
         new = entry["new"]

@@ -6,11 +6,14 @@ import re
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers.config import ROOT
 from helpers.inference import run_cli, run_command, the_error_line
 from helpers.scripts import run_script
+from robert.errors import UserError
+from robert.inference.observed import validate_frame
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
@@ -156,3 +159,27 @@ def test_a_real_process_prints_the_one_line(tmp_path):
     assert proc.returncode == 2 and not proc.stdout and "Traceback" not in proc.stderr, proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
         f"error: {path} line 7, column depth: expected a finite number, got 'nan'"]
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), [
+    ("wavelength_um", np.nan, "column wavelength_um: expected a finite number"),
+    ("wavelength_um", -1.0, "column wavelength_um: expected a wavelength in micron > 0"),
+    ("depth", np.inf, "column depth: expected a finite number"),
+    ("depth", 2.0, "column depth: expected the eclipse depth as a fraction"),
+    ("depth_err", 0.0, "column depth_err: expected a 1-sigma error > 0"),
+    ("bin_low_um", np.nan, "column bin_low_um: expected both bin edges or neither"),
+    ("bin_high_um", np.inf, "column bin_high_um: expected a finite bin edge"),
+    ("bin_high_um", 0.5, "columns bin_low_um/bin_high_um: expected 0 < bin_low_um <= wavelength_um"),
+])
+def test_a_large_table_names_its_one_bad_cell(column, value, expected):
+    """A table of many spectra is checked in chunks on threads: one bad cell deep inside is still found and named."""
+    n_spectra, n_rows = 1000, 300
+    wavelength = np.tile(np.geomspace(1.1, 19.0, n_rows), n_spectra)
+    frame = pd.DataFrame({"spectrum": np.repeat(np.arange(n_spectra), n_rows).astype(str),
+                          "wavelength_um": wavelength, "bin_low_um": wavelength * 0.995,
+                          "bin_high_um": wavelength * 1.005, "depth": 1e-3, "depth_err": 1e-5})
+    validate_frame(frame, "table")  # valid as it is
+    bad = 287_654
+    frame.loc[bad, column] = value
+    with pytest.raises(UserError, match=rf"^table row {bad}, {re.escape(expected)}"):
+        validate_frame(frame, "table")

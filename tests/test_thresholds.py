@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.config import ROOT
+from helpers.runs import run_config
+from helpers.synthetic import PLANETS, write_synthetic_dataset
 from robert.errors import UserError
+from robert.inference.package import detection_thresholds
 from robert.inference.thresholds import ThresholdSettings, false_alarm_thresholds, model_thresholds
 from robert.training.metrics import classification_metrics, confusion_matrix, detection_report
+from robert.training.train import build_datamodule
 
 
 def test_each_threshold_admits_at_most_the_rate_of_absent_gases_and_no_lower_one_would():
@@ -35,7 +40,11 @@ def test_tied_probabilities_stay_below_the_threshold_and_a_molecule_never_absent
 @pytest.mark.parametrize(("section", "field"), [({"false_alarm_rate": 0.0}, "inference.false_alarm_rate"),
                                                 ({"false_alarm_rate": 1.0}, "inference.false_alarm_rate"),
                                                 ({"threshold": 1.5}, "inference.threshold"),
-                                                ({"calibration_draws": 0}, "inference.calibration_draws")])
+                                                ({"calibration_draws": 0}, "inference.calibration_draws"),
+                                                ({"preset_false_alarm_rate": -0.1},
+                                                 "inference.preset_false_alarm_rate"),
+                                                ({"preset_calibration_draws": 0},
+                                                 "inference.preset_calibration_draws")])
 def test_bad_threshold_settings_name_the_field(section, field):
     with pytest.raises(UserError, match=field.replace(".", r"\.")):
         ThresholdSettings.from_config(section)
@@ -60,3 +69,28 @@ def test_scores_call_each_molecule_at_its_own_threshold():
     f1 = classification_metrics(probs, truth, ["A", "B"], thresholds=thresholds)["per_molecule"]
     assert f1["A"]["recall"] == 1.0 and f1["A"]["precision"] == pytest.approx(2 / 3)
     assert confusion_matrix(probs, truth, thresholds).tolist() == [[2, 1], [1, 1]]
+
+
+def test_a_preset_rate_raises_the_thresholds_to_what_each_instrument_preset_needs(tmp_path):
+    """A stand-in recogniser whose P(gas) is the share of the grid left unobserved: under a whole-grid prior every
+    absent gas reads 0, so the prior alone sets the lowest thresholds; each preset's absent gases then read its own
+    unobserved share, and the preset rate must lift every threshold just above the largest of them."""
+    synthetic = write_synthetic_dataset(tmp_path / "synthetic")
+    cfg = run_config(tmp_path, synthetic, PLANETS, "~observation.coverage.weights",
+                     "+observation.coverage.weights={full: 1.0}")
+    datamodule = build_datamodule(cfg, PLANETS, ROOT)
+    datamodule.setup()
+
+    def unobserved_share(batch) -> np.ndarray:
+        share = 1.0 - batch.observation.mask.double().mean(1, keepdim=True)
+        return share.expand(-1, len(datamodule.molecules)).numpy()
+
+    prior_only = detection_thresholds(unobserved_share, datamodule, ThresholdSettings(false_alarm_rate=0.005), 7)
+    assert np.all(prior_only < 1e-300)  # just above 0
+    presets = datamodule.prior.coverage.presets
+    widest_gap = max(1.0 - float((datamodule.preset_view(name)[1].segments >= 0).double().mean()) for name in presets)
+    raised = detection_thresholds(unobserved_share, datamodule,
+                                  ThresholdSettings(false_alarm_rate=0.005, preset_false_alarm_rate=0.0075), 7)
+    np.testing.assert_array_equal(raised, np.nextafter(widest_gap, np.inf))
+    with pytest.raises(UserError, match=r"^evaluate\.coverages names 'nirspec_g935h'; conf/instrument/ has: .*g395h"):
+        datamodule.preset_view("nirspec_g935h", field="evaluate.coverages")

@@ -28,7 +28,7 @@ from robert.errors import UserError
 from robert.simulate.shards import acceptance_attr
 from robert.spectra.coverage import Coverage, coverage_presets
 from robert.spectra.detection import LabelSettings
-from robert.spectra.observation import ObservationPrior, Observer, PatternBank
+from robert.spectra.observation import ObservationPrior, Observer, PatternBank, PatternPrior, preset_segments
 from robert.spectra.transforms import stable_seed
 
 
@@ -135,6 +135,16 @@ class SpectraDataModule(pl.LightningDataModule):
     @property
     def n_grid(self) -> int:
         return int(self.split("train").depth.shape[1])
+
+    def preset_view(self, name: str, snr: tuple[float, float] | None = None,
+                    field: str = "observation.coverage.presets") -> tuple[ObservationPrior, PatternBank]:
+        """One instrument preset's coverage (``conf/instrument/<name>.yaml``) with the training prior's error shapes,
+        at SNRs drawn from ``snr`` (default: the training prior's range): a prior and its one-pattern bank.
+        ``field``: the setting that named the preset (for the error when there is no such preset)."""
+        if name not in self.presets:
+            raise UserError(f"{field} names {name!r}; conf/instrument/ has: {', '.join(sorted(self.presets))}")
+        prior = ObservationPrior(self.prior.snr if snr is None else snr, self.prior.noise, PatternPrior.full_only())
+        return prior, PatternBank.single(preset_segments(self.presets[name], self.wavelength_um), name)
 
     def observed_set(self, name: str, prior: ObservationPrior | None = None, key: str = "training prior",
                      bank: PatternBank | None = None) -> ObservedBatch:

@@ -33,6 +33,7 @@ from robert.inference.predictor import OUTPUT_COLUMNS
 from robert.inference.thresholds import ThresholdSettings, false_alarm_thresholds
 from robert.model.base import Recogniser
 from robert.spectra.detection import LabelSettings, State
+from robert.spectra.observation import Observer
 from robert.spectra.resample import grid_cells_um
 from robert.spectra.transforms import add_noise, stable_seed
 
@@ -71,17 +72,29 @@ def detection_thresholds(predict: Callable[[ObservedBatch], np.ndarray], datamod
                          settings: ThresholdSettings, seed: int) -> np.ndarray:
     """(M,) each molecule's threshold on P (``predict``: an observed batch -> (B, M) probabilities):
     ``settings.threshold`` for all, or set by the false-alarm rate on the validation split observed
-    ``calibration_draws`` times under the training prior (fresh draws from ``seed``)."""
+    ``calibration_draws`` times under the training prior (fresh draws from ``seed``), then raised where an
+    instrument preset of the prior exceeds ``preset_false_alarm_rate`` (:mod:`robert.inference.thresholds`)."""
     if settings.false_alarm_rate is None:
         return np.full(len(datamodule.molecules), settings.threshold)
-    probs, absent = [], []
-    for draw in range(settings.calibration_draws):
-        batch = observe_split(datamodule.fetcher("val"), datamodule.observer, stable_seed("calibration", seed, draw),
-                              datamodule.labels)
-        probs.append(predict(batch))
-        absent.append((batch.states == int(State.ABSENT)).numpy())
-    return false_alarm_thresholds(np.concatenate(probs), np.concatenate(absent), settings.false_alarm_rate,
-                                  settings.threshold)
+
+    def at_rate(observer: Observer, key: str, draws: int, rate: float) -> np.ndarray:
+        probs, absent = [], []
+        for draw in range(draws):
+            batch = observe_split(datamodule.fetcher("val"), observer, stable_seed(key, seed, draw), datamodule.labels)
+            probs.append(predict(batch))
+            absent.append((batch.states == int(State.ABSENT)).numpy())
+        return false_alarm_thresholds(np.concatenate(probs), np.concatenate(absent), rate, settings.threshold)
+
+    thresholds = at_rate(datamodule.observer, "calibration", settings.calibration_draws, settings.false_alarm_rate)
+    if settings.preset_false_alarm_rate is not None:
+        for name in datamodule.prior.coverage.presets:
+            prior, bank = datamodule.preset_view(name)
+            observer = Observer(prior, datamodule.wavelength_um, datamodule.presets,
+                                stable_seed("calibration patterns", seed, name), bank)
+            thresholds = np.maximum(thresholds, at_rate(observer, f"calibration/{name}",
+                                                        settings.preset_calibration_draws,
+                                                        settings.preset_false_alarm_rate))
+    return thresholds
 
 
 def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cfg: Mapping,
@@ -103,7 +116,7 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     settings_path.write_text(json.dumps({
         "grid_um": datamodule.wavelength_um.tolist(), "geometry": geometry,
         "thresholds": dict(zip(datamodule.molecules, thresholds.tolist(), strict=True)),
-        "false_alarm_rate": decision.false_alarm_rate,
+        "false_alarm_rate": decision.false_alarm_rate, "preset_false_alarm_rate": decision.preset_false_alarm_rate,
         # trained with free offsets between instruments: inference reads each instrument against its own level
         "level_instruments": cfg["observation"].get("offsets") is not None,
         "observed": dict(settings["observed"]), "molecules": datamodule.molecules,

@@ -46,7 +46,6 @@ from robert.inference.calibration import write_reliability
 from robert.inference.thresholds import model_thresholds
 from robert.model.metrics import THRESHOLD
 from robert.spectra.detection import State
-from robert.spectra.observation import ObservationPrior, PatternBank, PatternPrior, preset_segments
 from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
 from robert.training.metrics import (
@@ -143,17 +142,12 @@ def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: 
                         groups: Sequence[Sequence[str]], thresholds: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Per coverage preset, at ``evaluate.coverage_snr`` with the training prior's error shapes: completeness at
     feature S/N >= 10 of each gas it constrains (>= MIN_PAIRS such test gases), and false alarms."""
-    prior = ObservationPrior.from_config(cfg["observation"])
     snr = float(cfg["evaluate"]["coverage_snr"])
     rows = []
     vmr = datamodule.split("test").vmr()
     for name in cfg["evaluate"]["coverages"]:
-        if name not in datamodule.presets:
-            raise UserError(f"evaluate.coverages names {name!r}; conf/instrument/ has: "
-                            f"{', '.join(sorted(datamodule.presets))}")
-        bank = PatternBank.single(preset_segments(datamodule.presets[name], datamodule.wavelength_um), name)
-        batch = datamodule.observed_set("test", ObservationPrior((snr, snr), prior.noise, PatternPrior.full_only()),
-                                        f"coverage/{name}@{snr}", bank)
+        prior, bank = datamodule.preset_view(name, (snr, snr), "evaluate.coverages")
+        batch = datamodule.observed_set("test", prior, f"coverage/{name}@{snr}", bank)
         result, _ = scores(predict, batch, vmr, datamodule.molecules, groups, thresholds)
         strong = batch.chi2.numpy() >= 100.0  # feature S/N >= 10
         constrained = {m: v for j, (m, v) in enumerate(result["completeness_snr_ge_10"].items())
