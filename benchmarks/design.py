@@ -1,7 +1,7 @@
 """Design benchmark: the measurements behind the recogniser's defaults, each an ablation of one choice.
 
-    python benchmarks/design.py [--only inputs,standardise,init,undetectable,precision,width,epochs,observation]
-                                [--model dbn] [overrides...]
+    python benchmarks/design.py [--only inputs,standardise,init,undetectable,precision,width,epochs,observation,batch,
+                                       prior] [--model dbn] [overrides...]
 
 Each variant trains the default model (``conf/model/dbn.yaml`` unless ``--model``) on the realistic set with one
 setting changed, through the project's own train and evaluate code, into a private MLflow store under
@@ -18,10 +18,12 @@ build/bench/design/, and is scored on the headline test set (whole grid, white n
 * epochs: fine-tuning epochs, 60 or 120 (is it short of training?);
 * observation: what the training spectra look like: the any-coverage prior (``observation=any``) or the headline
   test's own convention alone (``observation=white``: the whole grid, white noise at data.snr): the price of one
-  model for every coverage, so this choice also scores every model on the coverage presets (``evaluate.coverages``).
+  model for every coverage, so this choice also scores every model on the coverage presets (``evaluate.coverages``);
+* batch: 256 rows per step instead of 128, the fine-tuning rate scaled by sqrt(2) or 2 (does a step do more?);
+* prior: the whole-grid share of the coverage prior doubled to 0.3 (the headline test's case drawn more often).
 Last line: one JSON object, variant -> macro-F1, worst completeness at feature S/N >= 10, worst false-alarm rate,
-training seconds (with ``width``, ``epochs`` or ``observation`` also over the presets: ``coverage_completeness_min``,
-``coverage_false_alarm_rate_max``, ``coverage_macro_f1_mean``).
+training seconds (with ``width``, ``epochs``, ``observation``, ``batch`` or ``prior`` also over the presets:
+``coverage_completeness_min``, ``coverage_false_alarm_rate_max``, ``coverage_macro_f1_mean``).
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ VARIANTS = {
     "width": {"1000-200-50": ["model.hidden=[1000,200,50]"]},
     "epochs": {"120": ["model.finetune.epochs=120"]},
     "observation": {"white": ["observation=white"]},
+    "batch": {"256, lr 1.4e-3": ["model.batch_size=256", "model.finetune.lr=1.4e-3"],
+              "256, lr 2e-3": ["model.batch_size=256", "model.finetune.lr=2e-3"]},
+    "prior": {"whole grid 0.3": ["observation.coverage.weights.full=0.3"]},
 }
 # choices judged on the coverage presets too (evaluate.coverages from conf/evaluate.yaml, not skipped)
-WITH_COVERAGES = {"width", "epochs", "observation"}
+WITH_COVERAGES = {"width", "epochs", "observation", "batch", "prior"}
 KEYS = ("macro_f1", "completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "accuracy")
 
 
