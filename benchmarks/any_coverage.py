@@ -21,21 +21,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from record import emit  # benchmarks/record.py, beside this script
+from record import emit, timed_training  # benchmarks/record.py, beside this script
 from robert.data.dataset import resolve_planets
 from robert.spectra.observation import ObservationPrior, PatternBank, PatternPrior, build_pattern_bank
 from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
 from robert.training.evaluate import MIN_PAIRS, predictor, scores, thresholds_of, worst
 from robert.training.metrics import calls_at
-from robert.training.train import build_datamodule, train
+from robert.training.train import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench" / "coverage"
@@ -62,9 +61,8 @@ def trained(name: str, coverage: dict, *overrides: str):
     # delete, then add: an override of a mapping with a mapping merges the two (the default weights would stay)
     cfg = config(*private(name), "~observation.coverage.weights", f"+observation.coverage.weights={{{weights}}}",
                  f"observation.coverage.presets=[{presets}]", *overrides)
-    start = time.perf_counter()
-    result = train(cfg, ROOT)
-    print(f"trained {name} in {time.perf_counter() - start:.0f} s", flush=True)
+    result, seconds = timed_training(cfg, ROOT)
+    print(f"trained {name} in {seconds:.0f} s", flush=True)
     return mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
 
 

@@ -29,15 +29,13 @@ training seconds (with ``width``, ``epochs``, ``observation``, ``batch`` or ``pr
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from record import emit  # benchmarks/record.py, beside this script
+from record import emit, timed_training  # benchmarks/record.py, beside this script
 from robert.training.evaluate import evaluate
-from robert.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench" / "design"
@@ -68,9 +66,7 @@ def run(name: str, overrides: list[str], coverages: bool = False) -> dict:
             f"train.checkpoint_dir={OUT}/checkpoints", f"evaluate.out_dir={OUT}/{name}/evaluate",
             "trainer.progress_bar=false", *([] if coverages else ["evaluate.coverages=[]"]), *overrides]),
             resolve=True)
-    start = time.perf_counter()
-    result = train(cfg, ROOT)
-    seconds = time.perf_counter() - start
+    result, seconds = timed_training(cfg, ROOT)
     cfg["evaluate"]["model_version"] = result.registered_version
     summary = evaluate(cfg, ROOT)
     out = {k: round(float(summary[k]), 4) for k in KEYS if k in summary} | {"train_seconds": round(seconds, 1)}

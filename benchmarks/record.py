@@ -10,8 +10,12 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -40,6 +44,20 @@ def record_of(name: str) -> dict | None:
     """The last recorded entry of benchmark ``name`` (benchmarks/results/<name>.json), if any."""
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def timed_training(cfg: Mapping, root: Path) -> tuple[Any, float]:
+    """(:func:`robert.training.train.train`'s result, wall-clock seconds) of a whole training.
+
+    A benchmark times trainings from their first epoch: the checkpoint that a killed earlier run of the same config
+    left in the benchmark's private checkpoint directory is removed first (the training would resume from it, and
+    its seconds would measure only the epochs left)."""
+    from robert.training.train import config_hash, train
+
+    shutil.rmtree(root / cfg["train"]["checkpoint_dir"] / config_hash(cfg), ignore_errors=True)
+    start = time.perf_counter()
+    result = train(cfg, root)
+    return result, time.perf_counter() - start
 
 
 def emit(name: str, result: dict, record: bool = True) -> None:

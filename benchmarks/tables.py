@@ -283,22 +283,39 @@ def minutes(key: str) -> Callable[[], str]:
     return render
 
 
-def design_value(record_name: str, choice: str, variant: str, key: str, show: Callable[[float], str]
-                 ) -> Callable[[], str]:
-    """One figure of a design record (benchmarks/design.py): ``result[choice][variant][key]``."""
+def ratio(numerator: str, denominator: str) -> Callable[[dict], float | None]:
+    """The quotient of two figures of one record (dotted keys, as :func:`lookup`)."""
+    def compute(result: dict) -> float | None:
+        top, bottom = lookup(result, numerator), lookup(result, denominator)
+        return None if top is None or not bottom else top / bottom
+    return compute
+
+
+def record_value(record_name: str, value: str | Callable[[dict], float | None], show: Callable[[float], str],
+                 command: str) -> Callable[[], str]:
+    """One figure of a benchmark record: ``result`` at a dotted key, or computed from it."""
     def render() -> str:
         entry = record(record_name)
-        value = ((entry or {}).get("result", {}).get(choice, {}).get(variant, {})).get(key)
-        return "not measured yet (python benchmarks/design.py)" if value is None else show(value)
+        result = None if entry is None else entry["result"]
+        figure = None if result is None else lookup(result, value) if isinstance(value, str) else value(result)
+        return f"not measured yet ({command})" if figure is None else show(figure)
     return render
 
 
+DESIGN, PEERS = "python benchmarks/design.py", "python benchmarks/train.py --only peers"
 VALUES: dict[str, Callable[[], str]] = {
     "make-run": minutes("make_run_seconds"),
     "make-test": minutes("make_test_seconds"),
-    "white-macro-f1": design_value("design_observation", "observation", "white", "macro_f1", num),
-    "white-preset-false-alarms": design_value("design_observation", "observation", "white",
-                                              "coverage_false_alarm_rate_max", lambda v: pct(v, 0)),
+    "white-macro-f1": record_value("design_observation", "observation.white.macro_f1", num, DESIGN),
+    "white-preset-false-alarms": record_value("design_observation", "observation.white.coverage_false_alarm_rate_max",
+                                              lambda v: pct(v, 0), DESIGN),
+    "cnn-time-ratio": record_value("train", ratio("peer_details.cnn.train_seconds", "peer_details.dbn.train_seconds"),
+                                   lambda v: f"{v:.1f}", PEERS),
+    "dbn-epochs-macro-f1": record_value("design_epochs", "default.macro_f1", num, DESIGN),
+    "dbn-twice-epochs-macro-f1": record_value("design_epochs", "epochs.120.macro_f1", num, DESIGN),
+    "dbn-twice-epochs-time-ratio": record_value("design_epochs", ratio("epochs.120.train_seconds",
+                                                                       "default.train_seconds"),
+                                                lambda v: f"{v:.1f}", DESIGN),
 }
 
 

@@ -41,12 +41,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from record import command_line, emit, record_of  # benchmarks/record.py, beside this script
+from record import command_line, emit, record_of, timed_training  # benchmarks/record.py, beside this script
 from robert.data.dataset import resolve_planets
 from robert.inference.package import detection_thresholds
 from robert.inference.thresholds import ThresholdSettings
 from robert.training.evaluate import evaluate, scores
-from robert.training.train import build_datamodule, train
+from robert.training.train import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench" / "train"
@@ -100,9 +100,7 @@ def profile_of(result, total_seconds: float) -> dict:
 
 def train_and_evaluate(name: str, *overrides: str, profile: bool = False) -> dict:
     cfg = config(name, *overrides, *(["trainer.profiler=simple"] if profile else []))
-    start = time.perf_counter()
-    result = train(cfg, ROOT)
-    seconds = time.perf_counter() - start
+    result, seconds = timed_training(cfg, ROOT)
     cfg["evaluate"]["model_version"] = result.registered_version
     summary = evaluate(cfg, ROOT)
     out = {k: round(float(summary[k]), 4) for k in HEADLINE if k in summary}
