@@ -52,9 +52,9 @@ def timed_training(cfg: Mapping, root: Path) -> tuple[Any, float]:
     A benchmark times trainings from their first epoch: the checkpoint that a killed earlier run of the same config
     left in the benchmark's private checkpoint directory is removed first (the training would resume from it, and
     its seconds would measure only the epochs left)."""
-    from robert.training.train import config_hash, train
+    from robert.training.train import checkpoint_dir_of, train
 
-    shutil.rmtree(root / cfg["train"]["checkpoint_dir"] / config_hash(cfg), ignore_errors=True)
+    shutil.rmtree(checkpoint_dir_of(cfg, root), ignore_errors=True)
     start = time.perf_counter()
     result = train(cfg, root)
     return result, time.perf_counter() - start

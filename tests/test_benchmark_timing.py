@@ -13,7 +13,8 @@ import record  # noqa: E402  (benchmarks/record.py)
 
 def test_a_timed_training_starts_afresh_where_a_killed_run_left_its_checkpoint(tmp_path, monkeypatch):
     cfg = {"seed": 3, "model": {"kind": "dbn"}, "train": {"checkpoint_dir": str(tmp_path / "checkpoints")}}
-    killed = tmp_path / "checkpoints" / training.config_hash(cfg)
+    killed = training.checkpoint_dir_of(cfg, tmp_path)
+    assert killed.parent == tmp_path / "checkpoints"
     killed.mkdir(parents=True)
     (killed / "last.ckpt").write_bytes(b"a killed run's last epoch")
     other = tmp_path / "checkpoints" / "another-config"

@@ -86,6 +86,11 @@ def config_hash(cfg: Mapping) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def checkpoint_dir_of(cfg: Mapping, root: Path) -> Path:
+    """Where a training of ``cfg`` keeps its checkpoints and MLflow run id (what a killed run resumes from)."""
+    return root / cfg["train"]["checkpoint_dir"] / config_hash(cfg)
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run with ``n`` intra-op threads (None: leave torch's choice), restoring the previous count."""
@@ -170,7 +175,7 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
             module.network.fit_input_scaling(module.network.encode(sample.observation))
         module.network.set_output_prior(sample.targets.float().mean(0))
 
-        checkpoint_dir = root / cfg["train"]["checkpoint_dir"] / config_hash(cfg)
+        checkpoint_dir = checkpoint_dir_of(cfg, root)
         last = checkpoint_dir / "last.ckpt"
         resume = last.exists()
         configure_tracking(cfg["tracking"], root)
