@@ -32,7 +32,7 @@ from robert.data.dataset import resolve_planets
 from robert.spectra.observation import ObservationPrior, PatternBank, PatternPrior, build_pattern_bank
 from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
-from robert.training.evaluate import MIN_PAIRS, predictor, scores, thresholds_of, worst
+from robert.training.evaluate import MIN_PAIRS, predictor, scores, thresholds_for, thresholds_of, worst
 from robert.training.metrics import calls_at
 from robert.training.train import build_datamodule
 
@@ -69,7 +69,7 @@ def trained(name: str, coverage: dict, *overrides: str):
 def coverage_scores(model, datamodule, name: str, view: tuple[ObservationPrior, PatternBank], groups) -> dict:
     prior, bank = view
     batch = datamodule.observed_set("test", prior, f"bench/{name}", bank)
-    thresholds = thresholds_of(model)
+    thresholds = thresholds_for(batch, thresholds_of(model))  # by each spectrum's coverage
     result, probs = scores(predictor(model), batch, datamodule.split("test").vmr(), datamodule.molecules, groups,
                            thresholds)
     chi2 = batch.chi2.numpy()

@@ -111,8 +111,11 @@ def test_metrics_json_holds_the_field_scores_and_the_coverage_table(evaluated):
     assert metrics["false_alarm_rate_max"] == pytest.approx(max(metrics["false_alarm_rate"][m] for m in outside))
     assert set(metrics["grouped_completeness_snr_ge_10"]) == {"H2O", "CO/CO2"}
     assert set(metrics["coverage"]) == {"full", "wfc3", "irac"}
-    for row in metrics["coverage"].values():
+    for name, row in metrics["coverage"].items():
         assert row["n_spectra"] == 24 and 0 <= row["macro_f1"] <= 1
+        # trained on the whole grid (a prior without presets): only the whole grid has thresholds of its own
+        assert row["threshold_coverage"] == ("full" if name == "full" else "any")
+    assert metrics["threshold_coverage"] == "full"  # the headline set observes the whole grid
     assert metrics["champion"]["moved"] is False
     # the plot tables
     snr = read_csv(out / "accuracy_vs_snr.csv")

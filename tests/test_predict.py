@@ -37,6 +37,7 @@ from helpers.inference import (
 from robert.data.dataset import Spectra
 from robert.inference.observed import validate_frame
 from robert.inference.predictor import DETECTED, NOT_CONSTRAINED, NOT_DETECTED, predict_observed
+from robert.inference.thresholds import ANY_COVERAGE, DetectionThresholds
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
                                         "ignore::FutureWarning")
@@ -111,7 +112,7 @@ def test_with_free_instrument_levels_an_offset_changes_nothing_and_a_level_alone
     loaded = pyfunc(models).unwrap_python_model()
     table = spectra_table(models, (1.0, 12.0), 300.0, rows=np.arange(12))
     table["instrument"] = np.where(table["wavelength_um"] < 5.0, "blue", "red_" + (table.index % 40).astype(str))
-    settings = {"thresholds": np.full(len(loaded.molecules), 0.5), "min_bin_fraction": 0.5}
+    settings = {"thresholds": DetectionThresholds(np.full(len(loaded.molecules), 0.5)), "min_bin_fraction": 0.5}
 
     def verdicts(frame: pd.DataFrame, level: bool) -> pd.DataFrame:
         spectra = validate_frame(frame, "input", default_name="spectrum")
@@ -274,11 +275,16 @@ def test_the_table_output(models, tmp_path, capsys):
                          "  emission (from the geometry column), read by models:/robert@champion (robert v1)",
                          "  40 rows used, 0 dropped"]
     assert re.fullmatch(r"  SNR \d+\.\d \(mean depth / median per-cell error on the grid\)", lines[3])
-    rows = {line.split()[0]: line for line in lines[5:8]}
+    # each molecule's own threshold, as the model stores it for the calibrated coverage this window matches (or the
+    # shared one), set by the false-alarm rates of its training config
+    basis = re.fullmatch(r"  thresholds: (?:those of the (\w+) coverage, which its observed cells match|shared .*)",
+                         lines[4])
+    assert basis, lines[4]
+    settings = pyfunc(models).unwrap_python_model().settings
+    stored = settings["coverage_thresholds"][basis[1]] if basis[1] else settings
+    rows = {line.split()[0]: line for line in lines[6:9]}
     assert set(rows) == set(models.molecules)
-    # each molecule's own threshold, as the model stores it (set by the false-alarm rate of its training config)
-    threshold = pyfunc(models).unwrap_python_model().settings["thresholds"]["CO"]
-    assert re.fullmatch(rf"  CO +not constrained +0\.\d{{3}} +{threshold:.3f} +0\.00", rows["CO"])
+    assert re.fullmatch(rf"  CO +not constrained +0\.\d{{3}} +{stored['thresholds']['CO']:.3f} +0\.00", rows["CO"])
     assert lines[-1].startswith("models:/robert@champion (robert v1): detected = constrained and P(present) >= "
                                 "threshold, each molecule's set so that gases absent from validation spectra reach it "
                                 "in 0.5 % of them")
@@ -303,12 +309,19 @@ def test_the_examples_run_with_no_model_option(models, tmp_path):
     assert all(row.endswith("um): outside the 1-20 um grid") for row in transmission["dropped_rows"])
 
 
-def test_each_molecule_is_called_at_the_threshold_its_model_stores(models):
-    """Training stores one threshold per molecule (set by ``inference.false_alarm_rate`` on validation spectra);
-    the pyfunc reports it per row and calls a constrained gas detected exactly where P reaches it."""
+def test_each_molecule_is_called_at_the_threshold_its_model_stores_for_the_spectrum_s_coverage(models):
+    """Training stores per molecule the thresholds of each calibrated coverage (the whole grid and the prior's presets)
+    and shared ones that hold on all of them; the pyfunc reports per row the threshold and whose it is, and calls a
+    constrained gas detected exactly where P reaches it."""
     loaded = pyfunc(models)
-    stored = loaded.unwrap_python_model().settings["thresholds"]
-    assert list(stored) == models.molecules and all(0.0 <= t <= 1.0 for t in stored.values())
-    out = loaded.predict(spectra_table(models, (1.0, 20.0), 30.0, np.arange(8)))
-    np.testing.assert_array_equal(out["threshold"], out["molecule"].map(stored))
-    np.testing.assert_array_equal(out["detected"], out["constrained"] & (out["probability"] >= out["threshold"]))
+    settings = loaded.unwrap_python_model().settings
+    shared = settings["thresholds"]
+    own = {name: entry["thresholds"] for name, entry in settings["coverage_thresholds"].items()}
+    assert list(shared) == models.molecules and all(0.0 <= t <= 1.0 for t in shared.values())
+    assert "full" in own and all(shared[m] >= max(t[m] for t in own.values()) for m in models.molecules)
+    for window, basis, expected in (((1.0, 20.0), "full", own["full"]),  # the whole grid
+                                    ((3.0, 3.6), ANY_COVERAGE, shared)):  # a window no calibrated coverage resembles
+        out = loaded.predict(spectra_table(models, window, 30.0, np.arange(8)))
+        assert set(out["threshold_coverage"]) == {basis}
+        np.testing.assert_array_equal(out["threshold"], out["molecule"].map(expected))
+        np.testing.assert_array_equal(out["detected"], out["constrained"] & (out["probability"] >= out["threshold"]))

@@ -51,8 +51,32 @@ def test_bad_threshold_settings_name_the_field(section, field):
 
 
 def test_a_model_without_per_molecule_thresholds_reads_its_single_one():
-    assert model_thresholds({"threshold": 0.4}, ["H2O", "CO"]).tolist() == [0.4, 0.4]
-    assert model_thresholds({"thresholds": {"CO": 0.7, "H2O": 0.2}}, ["H2O", "CO"]).tolist() == [0.2, 0.7]
+    assert model_thresholds({"threshold": 0.4}, ["H2O", "CO"]).shared.tolist() == [0.4, 0.4]
+    assert model_thresholds({"thresholds": {"CO": 0.7, "H2O": 0.2}}, ["H2O", "CO"]).shared.tolist() == [0.2, 0.7]
+
+
+def test_a_spectrum_takes_the_thresholds_of_the_calibrated_coverage_its_cells_match_and_the_shared_ones_else():
+    """Stored as inference.json holds them: a coverage on cells 0-9 and one on 10-19 of a 20-cell grid."""
+    settings = {"grid_um": list(range(20)), "coverage_match": 0.8,
+                "thresholds": {"H2O": 0.9, "CO": 0.8},
+                "coverage_thresholds": {"blue": {"cells": list(range(10)), "thresholds": {"CO": 0.3, "H2O": 0.1}},
+                                        "red": {"cells": list(range(10, 20)), "thresholds": {"CO": 0.4, "H2O": 0.2}}}}
+    rule = model_thresholds(settings, ["H2O", "CO"])
+    observed = np.zeros((4, 20), dtype=bool)
+    observed[0, :10] = True    # blue exactly
+    observed[1, 11:20] = True  # red less one cell: Jaccard 0.9
+    observed[2, 3:15] = True   # straddles both: Jaccard 7/15 with blue
+    observed[3, :8] = True     # blue less two cells: Jaccard 0.8, the limit, matches
+    assert rule.basis(observed) == ["blue", "red", "any", "blue"]
+    np.testing.assert_array_equal(rule.for_observed(observed), [[0.1, 0.3], [0.2, 0.4], [0.9, 0.8], [0.1, 0.3]])
+    observed[3, 7] = False     # Jaccard 0.7
+    assert rule.basis(observed[3:]) == ["any"]
+    assert rule.to_settings(["H2O", "CO"]) == {**{k: settings[k] for k in ("thresholds", "coverage_match")},
+                                               "coverage_thresholds": {
+                                                   "blue": {"cells": list(range(10)),
+                                                            "thresholds": {"H2O": 0.1, "CO": 0.3}},
+                                                   "red": {"cells": list(range(10, 20)),
+                                                           "thresholds": {"H2O": 0.2, "CO": 0.4}}}}
 
 
 def test_scores_call_each_molecule_at_its_own_threshold():
@@ -86,11 +110,15 @@ def test_a_preset_rate_raises_the_thresholds_to_what_each_instrument_preset_need
         return share.expand(-1, len(datamodule.molecules)).numpy()
 
     prior_only = detection_thresholds(unobserved_share, datamodule, ThresholdSettings(false_alarm_rate=0.005), 7)
-    assert np.all(prior_only < 1e-300)  # just above 0
+    assert np.all(prior_only.shared < 1e-300) and prior_only.coverage_names == ()  # just above 0, for any coverage
     presets = datamodule.prior.coverage.presets
-    widest_gap = max(1.0 - float((datamodule.preset_view(name)[1].segments >= 0).double().mean()) for name in presets)
+    cells = {name: (datamodule.preset_view(name)[1].segments[0] >= 0).numpy() for name in ("full", *presets)}
+    gaps = {name: 1.0 - float(observed.mean()) for name, observed in cells.items()}
     raised = detection_thresholds(unobserved_share, datamodule,
                                   ThresholdSettings(false_alarm_rate=0.005, preset_false_alarm_rate=0.0075), 7)
-    np.testing.assert_array_equal(raised, np.nextafter(widest_gap, np.inf))
+    np.testing.assert_array_equal(raised.shared, np.nextafter(max(gaps.values()), np.inf))
+    assert raised.coverage_names == ("full", *presets)
+    for name, observed in cells.items():  # each calibrated coverage: just above its own unobserved share
+        np.testing.assert_array_equal(raised.for_observed(observed[None])[0], np.nextafter(gaps[name], np.inf))
     with pytest.raises(UserError, match=r"^evaluate\.coverages names 'nirspec_g935h'; conf/instrument/ has: .*g395h"):
         datamodule.preset_view("nirspec_g935h", field="evaluate.coverages")

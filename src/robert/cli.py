@@ -37,6 +37,7 @@ import robert
 from robert.errors import UserError, exit_on_user_error
 from robert.inference.observed import GEOMETRIES, read_observed_csv
 from robert.inference.routing import Routed, model_uri, route
+from robert.inference.thresholds import ANY_COVERAGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -192,7 +193,7 @@ def spectrum_reports(table: pd.DataFrame, routed: Routed, loaded: LoadedModel) -
             "geometry": routed.geometry, "geometry_from": routed.geometry_from, "model": loaded.uri,
             "n_points": int(first["n_points"]), "n_dropped": int(first["n_dropped"]),
             "dropped_rows": [row.removeprefix(f"{routed.source} ") for row in dropped.get(name, [])],
-            "snr": _finite(first["snr"], 2),
+            "snr": _finite(first["snr"], 2), "threshold_coverage": first.get("threshold_coverage", ANY_COVERAGE),
             "molecules": [{"molecule": r["molecule"], "verdict": r["verdict"],
                            "probability": _finite(r["probability"]), "threshold": _finite(r["threshold"]),
                            "detected": bool(r["detected"]),
@@ -203,6 +204,13 @@ def spectrum_reports(table: pd.DataFrame, routed: Routed, loaded: LoadedModel) -
 
 def _number(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def coverage_basis(name: str) -> str:
+    """Which thresholds a spectrum was called at, in words (robert.inference.thresholds)."""
+    if name == ANY_COVERAGE:
+        return "shared (its coverage matches no calibrated one: the thresholds that hold on all of them)"
+    return f"those of the {name} coverage, which its observed cells match"
 
 
 def format_table(models: Sequence[dict[str, Any]], reports: Sequence[dict[str, Any]]) -> str:
@@ -217,6 +225,7 @@ def format_table(models: Sequence[dict[str, Any]], reports: Sequence[dict[str, A
                   f"  {report['n_points']} rows used, {report['n_dropped']} dropped" + (":" if dropped else ""),
                   *(f"    {row}" for row in dropped),
                   f"  SNR {_number(report['snr'], '.1f')} (mean depth / median per-cell error on the grid)",
+                  f"  thresholds: {coverage_basis(report['threshold_coverage'])}",
                   f"  {'molecule':<10}{'verdict':<17}{'P(present)':>10}{'threshold':>11}{'detectable':>12}"]
         lines += [f"  {m['molecule']:<10}{m['verdict']:<17}{_number(m['probability'], '.3f'):>10}"
                   f"{_number(m['threshold'], '.3f'):>11}{_number(m['detectable_fraction'], '.2f'):>12}"
@@ -228,7 +237,8 @@ def format_table(models: Sequence[dict[str, Any]], reports: Sequence[dict[str, A
         basis = "" if rate is None else (f", each molecule's set so that gases absent from validation spectra reach "
                                          f"it in {100 * rate:g} % of them")
         if rate is not None and model["preset_false_alarm_rate"] is not None:
-            basis += f" (and in at most {100 * model['preset_false_alarm_rate']:g} % on each instrument preset)"
+            basis += (f"; on a calibrated coverage its own, reached in {100 * model['preset_false_alarm_rate']:g} % "
+                      "of that coverage's spectra, elsewhere the highest of these")
         lines.append(f"{model['uri']} ({model['name']} v{model['version']}): detected = constrained and "
                      f"P(present) >= threshold{basis}; detectable = share of reference "
                      f"{model['geometry']} atmospheres holding the gas at log10 VMR >= "

@@ -1,8 +1,9 @@
 """What a trained model carries for inference on observed spectra, logged with it by the training run.
 
-* ``inference.json``: the model grid (bin centres, micron), the geometry, each molecule's detection threshold
-  (:mod:`robert.inference.thresholds`), the row-matching settings (``inference.observed``) and whether the levels
-  between instruments are free (``level_instruments``: the training prior had ``observation.offsets``);
+* ``inference.json``: the model grid (bin centres, micron), the geometry, each molecule's detection thresholds,
+  shared and per calibrated coverage with that coverage's model-grid cells (:mod:`robert.inference.thresholds`),
+  the row-matching settings (``inference.observed``) and whether the levels between instruments are free
+  (``level_instruments``: the training prior had ``observation.offsets``);
 * ``references.npz``: the reference atmospheres of the "not constrained" test (:mod:`robert.inference.constraints`),
   plain float16 arrays;
 * the signature: an observed-spectrum table in (``wavelength_um, depth, depth_err`` + optional bin edges,
@@ -30,7 +31,7 @@ from robert.data.batches import ObservedBatch, observe_split
 from robert.inference.constraints import ConstraintSettings, build_references
 from robert.inference.observed import BIN_COLUMNS, REQUIRED_COLUMNS, TEXT_COLUMNS
 from robert.inference.predictor import OUTPUT_COLUMNS
-from robert.inference.thresholds import ThresholdSettings, false_alarm_thresholds
+from robert.inference.thresholds import DetectionThresholds, ThresholdSettings, false_alarm_thresholds
 from robert.model.base import Recogniser
 from robert.spectra.detection import LabelSettings, State
 from robert.spectra.observation import Observer
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from robert.data.datamodule import SpectraDataModule
 
 SETTINGS_FILE, REFERENCES_FILE = "inference.json", "references.npz"
+WHOLE_GRID = "full"  # conf/instrument/full.yaml: the whole model grid, a coverage the thresholds are calibrated on
 
 
 @dataclass
@@ -69,13 +71,16 @@ def observed_example(depth: np.ndarray, grid_um: np.ndarray, snr: float | None, 
 
 
 def detection_thresholds(predict: Callable[[ObservedBatch], np.ndarray], datamodule: SpectraDataModule,
-                         settings: ThresholdSettings, seed: int) -> np.ndarray:
-    """(M,) each molecule's threshold on P (``predict``: an observed batch -> (B, M) probabilities):
+                         settings: ThresholdSettings, seed: int) -> DetectionThresholds:
+    """Each molecule's thresholds on P (``predict``: an observed batch -> (B, M) probabilities):
     ``settings.threshold`` for all, or set by the false-alarm rate on the validation split observed
-    ``calibration_draws`` times under the training prior (fresh draws from ``seed``), then raised where an
-    instrument preset of the prior exceeds ``preset_false_alarm_rate`` (:mod:`robert.inference.thresholds`)."""
+    ``calibration_draws`` times under the training prior (fresh draws from ``seed``); with
+    ``preset_false_alarm_rate``, each calibrated coverage (the whole grid and each instrument preset of the prior)
+    gets its own at that rate on ``preset_calibration_draws`` draws, and the shared thresholds are raised to hold on
+    every one of them too (:mod:`robert.inference.thresholds`)."""
+    n_molecules = len(datamodule.molecules)
     if settings.false_alarm_rate is None:
-        return np.full(len(datamodule.molecules), settings.threshold)
+        return DetectionThresholds(np.full(n_molecules, settings.threshold))
 
     def at_rate(observer: Observer, key: str, draws: int, rate: float) -> np.ndarray:
         probs, absent = [], []
@@ -85,16 +90,19 @@ def detection_thresholds(predict: Callable[[ObservedBatch], np.ndarray], datamod
             absent.append((batch.states == int(State.ABSENT)).numpy())
         return false_alarm_thresholds(np.concatenate(probs), np.concatenate(absent), rate, settings.threshold)
 
-    thresholds = at_rate(datamodule.observer, "calibration", settings.calibration_draws, settings.false_alarm_rate)
-    if settings.preset_false_alarm_rate is not None:
-        for name in datamodule.prior.coverage.presets:
-            prior, bank = datamodule.preset_view(name)
-            observer = Observer(prior, datamodule.wavelength_um, datamodule.presets,
-                                stable_seed("calibration patterns", seed, name), bank)
-            thresholds = np.maximum(thresholds, at_rate(observer, f"calibration/{name}",
-                                                        settings.preset_calibration_draws,
-                                                        settings.preset_false_alarm_rate))
-    return thresholds
+    shared = at_rate(datamodule.observer, "calibration", settings.calibration_draws, settings.false_alarm_rate)
+    if settings.preset_false_alarm_rate is None:
+        return DetectionThresholds(shared)
+    names = list(dict.fromkeys([WHOLE_GRID, *datamodule.prior.coverage.presets]))
+    cells, own = np.zeros((len(names), datamodule.n_grid), dtype=bool), np.zeros((len(names), n_molecules))
+    for i, name in enumerate(names):
+        prior, bank = datamodule.preset_view(name, field="inference (the coverages thresholds are calibrated on)")
+        cells[i] = (bank.segments[0] >= 0).numpy()
+        observer = Observer(prior, datamodule.wavelength_um, datamodule.presets,
+                            stable_seed("calibration patterns", seed, name), bank)
+        own[i] = at_rate(observer, f"calibration/{name}", settings.preset_calibration_draws,
+                         settings.preset_false_alarm_rate)
+    return DetectionThresholds(np.maximum(shared, own.max(0)), tuple(names), cells, own, settings.coverage_match)
 
 
 def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cfg: Mapping,
@@ -115,7 +123,7 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     geometry = cfg.get("simulate", {}).get("geometry", "emission")
     settings_path.write_text(json.dumps({
         "grid_um": datamodule.wavelength_um.tolist(), "geometry": geometry,
-        "thresholds": dict(zip(datamodule.molecules, thresholds.tolist(), strict=True)),
+        **thresholds.to_settings(datamodule.molecules),
         "false_alarm_rate": decision.false_alarm_rate, "preset_false_alarm_rate": decision.preset_false_alarm_rate,
         # trained with free offsets between instruments: inference reads each instrument against its own level
         "level_instruments": cfg["observation"].get("offsets") is not None,

@@ -22,10 +22,12 @@ from robert.errors import UserError
 from robert.inference.constraints import ConstraintReferences
 from robert.inference.grid_mapping import cached_mapping, observe_rows_on_grid, segment_groups
 from robert.inference.observed import ObservedSpectra
+from robert.inference.thresholds import DetectionThresholds
 from robert.model.base import Recogniser
 
 # name -> MLflow type of every output column (one row per spectrum and molecule)
 OUTPUT_COLUMNS = {"spectrum": "string", "molecule": "string", "probability": "double", "threshold": "double",
+                  "threshold_coverage": "string",
                   "detected": "boolean", "constrained": "boolean", "verdict": "string",
                   "detectable_fraction": "double", "snr": "double", "n_points": "long", "n_dropped": "long",
                   "instrument": "string", "geometry": "string"}
@@ -65,8 +67,9 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
                      geometry: str, model: str) -> pd.DataFrame:
     """One row per (spectrum, molecule): probability, detected, constrained, verdict, SNR, rows used/dropped.
 
-    ``settings``: ``thresholds`` ((M,): P at or above which a constrained gas is "detected", per molecule:
-    :mod:`robert.inference.thresholds`), ``min_bin_fraction`` (a row
+    ``settings``: ``thresholds`` (a :class:`DetectionThresholds`: the P at or above which a constrained gas is
+    "detected", per molecule, for the calibrated coverage the spectrum's cells match, ``threshold_coverage``, or
+    for any coverage), ``min_bin_fraction`` (a row
     whose bin lies less than this share on the grid is dropped) and ``level_instruments`` (the model was trained
     with free levels between instruments: each name in the ``instrument`` column is one instrument, read against
     its own level, its offset profiled out of the "not constrained" test; rows without the column are one
@@ -75,6 +78,8 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
     n, m = len(spectra), len(molecules)
     probs, fraction = np.zeros((n, m)), np.zeros((n, m))
     snr, n_used = np.zeros(n), np.zeros(n, dtype=int)
+    thresholds, basis = np.zeros((n, m)), np.empty(n, dtype=object)
+    rule: DetectionThresholds = settings["thresholds"]
     dropped: dict[str, list[str]] = {}
     by_instrument = bool(settings.get("level_instruments")) and spectra.instrument_codes is not None
     for members in map(np.asarray, layouts(spectra, by_instrument)):
@@ -88,6 +93,8 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
         # the spectra of one layout share their observed cells (indices, not a mask: numpy's [:, mask] is not in C
         # order, and the median's partition along rows then runs 8x slower)
         observed = np.flatnonzero(mapping.cell_segment >= 0)
+        thresholds[members] = rule.for_observed(mapping.cell_segment[None] >= 0)
+        basis[members] = rule.basis(mapping.cell_segment[None] >= 0)[0]
         full = len(observed) == len(grid_um)  # every cell observed: the arrays are used as they are, no copy
         # in chunks: a chunk's arrays stay in the CPU's caches (one pass over a 10,000-spectrum batch at once
         # was ~1.5x slower, benchmarks/predict.py), and memory stays bounded for any batch size
@@ -109,13 +116,12 @@ def predict_observed(network: Recogniser, molecules: list[str], grid_um: np.ndar
                 wavelength = spectra.wavelength_um[spectra.offsets[member] + row]
                 dropped.setdefault(spectra.names[member], []).append(
                     f"{spectra.describe(source)} ({wavelength:g} um): {mapping.dropped_reason[row]}")
-    thresholds = np.broadcast_to(np.asarray(settings["thresholds"], dtype=float), probs.shape)
     constrained = np.nan_to_num(fraction, nan=0.0) >= references.min_fraction
     detected = constrained & (probs >= thresholds)
     verdict = np.where(~constrained, NOT_CONSTRAINED, np.where(detected, DETECTED, NOT_DETECTED))
     per_spectrum = {"spectrum": np.asarray(spectra.names, dtype=object), "snr": snr, "n_points": n_used,
                     "n_dropped": np.asarray([len(dropped.get(name, [])) for name in spectra.names], dtype=int),
-                    "instrument": np.asarray(spectra.instruments, dtype=object),
+                    "instrument": np.asarray(spectra.instruments, dtype=object), "threshold_coverage": basis,
                     "geometry": np.full(n, geometry, dtype=object)}
     per_pair = {"probability": probs, "detected": detected, "constrained": constrained, "verdict": verdict,
                 "detectable_fraction": fraction, "threshold": thresholds,

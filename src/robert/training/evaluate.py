@@ -43,7 +43,7 @@ from robert.data.datamodule import SpectraDataModule
 from robert.data.dataset import resolve_planets
 from robert.errors import UserError
 from robert.inference.calibration import write_reliability
-from robert.inference.thresholds import model_thresholds
+from robert.inference.thresholds import DetectionThresholds, model_thresholds
 from robert.model.metrics import THRESHOLD
 from robert.spectra.detection import State
 from robert.tracking.registry import load_robert_model
@@ -80,9 +80,17 @@ def predictor(model: RobertModel, device: str = "cpu", chunk: int = 8192) -> Pre
     return predict
 
 
-def thresholds_of(model: RobertModel) -> np.ndarray:
-    """(M,) the detection thresholds a model carries (:mod:`robert.inference.thresholds`)."""
+def thresholds_of(model: RobertModel) -> DetectionThresholds:
+    """The detection thresholds a model carries, for any coverage (:mod:`robert.inference.thresholds`)."""
     return model_thresholds(model.settings or {"threshold": THRESHOLD}, model.molecules)
+
+
+def thresholds_for(batch: ObservedBatch, thresholds: DetectionThresholds | np.ndarray | None) -> np.ndarray | None:
+    """The thresholds each spectrum of ``batch`` is called at: by its coverage for a model's
+    :class:`DetectionThresholds` ((B, M)); an array or None (0.5) as given."""
+    if isinstance(thresholds, DetectionThresholds):
+        return thresholds.for_observed(batch.observation.mask.cpu().numpy())
+    return thresholds
 
 
 def model_version_to_evaluate(cfg: Mapping, root: Path) -> str:
@@ -107,10 +115,12 @@ def worst(values: Mapping[str, float], exclude: Sequence[str] = (), largest: boo
 
 
 def scores(predict: Predictor, batch: ObservedBatch, spectra_vmr: np.ndarray, molecules: list[str],
-           groups: Sequence[Sequence[str]], thresholds: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """Every score of one observed set, and the probabilities; a gas is called at its threshold ((M,), default
-    0.5: :func:`thresholds_of` gives a model's)."""
+           groups: Sequence[Sequence[str]], thresholds: DetectionThresholds | np.ndarray | None = None
+           ) -> tuple[dict[str, Any], np.ndarray]:
+    """Every score of one observed set, and the probabilities; a gas is called at its threshold (a model's, by each
+    spectrum's coverage: :func:`thresholds_of`; or (M,) / (B, M); default 0.5)."""
     probs = predict(batch)
+    thresholds = thresholds_for(batch, thresholds)
     injected = (batch.states != int(State.ABSENT)).numpy()
     out = classification_metrics(probs, batch.targets.numpy(), molecules, batch.weights.numpy(), injected,
                                  thresholds)
@@ -139,9 +149,10 @@ def score_of(metrics: Mapping, cfg: Mapping) -> float:
 
 
 def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: Mapping,
-                        groups: Sequence[Sequence[str]], thresholds: np.ndarray | None = None) -> list[dict[str, Any]]:
+                        groups: Sequence[Sequence[str]], thresholds: DetectionThresholds) -> list[dict[str, Any]]:
     """Per coverage preset, at ``evaluate.coverage_snr`` with the training prior's error shapes: completeness at
-    feature S/N >= 10 of each gas it constrains (>= MIN_PAIRS such test gases), and false alarms."""
+    feature S/N >= 10 of each gas it constrains (>= MIN_PAIRS such test gases), false alarms, and whose thresholds
+    its spectra were called at."""
     snr = float(cfg["evaluate"]["coverage_snr"])
     rows = []
     vmr = datamodule.split("test").vmr()
@@ -153,7 +164,9 @@ def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: 
         constrained = {m: v for j, (m, v) in enumerate(result["completeness_snr_ge_10"].items())
                        if strong[:, j].sum() >= MIN_PAIRS}
         grouped = [m for g in groups for m in g]
-        rows.append({"coverage": name, "n_spectra": len(batch), "constrained": ",".join(constrained),
+        rows.append({"coverage": name, "n_spectra": len(batch),
+                     "threshold_coverage": thresholds.basis(batch.observation.mask[:1].cpu().numpy())[0],
+                     "constrained": ",".join(constrained),
                      "completeness_snr_ge_10_min": worst(constrained, grouped),
                      "false_alarm_rate_max": result["false_alarm_rate_max"], "macro_f1": result["macro_f1"],
                      **{f"completeness_{m}": v for m, v in constrained.items()}})
@@ -240,9 +253,10 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
 
     batch = datamodule.test_set()
     metrics, probs = scores(predict, batch, vmr, molecules, groups, thresholds)
+    called_at = thresholds_for(batch, thresholds)  # the whole grid's: every test spectrum observes every cell
     injected = (batch.states != int(State.ABSENT)).numpy()
     files = write_confusion(confusion_matrix(probs, injected if cfg["labels"]["kind"] == "injected"
-                                             else batch.targets.numpy(), thresholds), molecules, out_dir, title)
+                                             else batch.targets.numpy(), called_at), molecules, out_dir, title)
     reliability_files, calibration_errors = write_reliability(probs, batch.targets.numpy(), molecules,
                                                               int(cfg["inference"]["reliability_bins"]), out_dir,
                                                               title)
@@ -252,7 +266,7 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
          "completeness_snr_ge_10": metrics["completeness_snr_ge_10"][m],
          "completeness_snr_5_10": metrics["completeness_snr_5_10"][m],
          "false_alarm_rate": metrics["false_alarm_rate"][m]}
-        for (m, v), threshold in zip(metrics["per_molecule"].items(), thresholds, strict=True)]))
+        for (m, v), threshold in zip(metrics["per_molecule"].items(), called_at[0], strict=True)]))
     files.append(write_csv(out_dir / "completeness_vs_feature_snr.csv", [
         {"feature_snr": round(math.sqrt(max(r["low"], 0.5) * min(r["high"], 100.0)), 3), **r}
         for r in metrics["completeness_vs_feature_snr"]]))
@@ -289,7 +303,8 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
                                                          "grouped_completeness_vs_feature_snr")},
         **calibration_errors,
         "f1": {m: v["f1"] for m, v in metrics["per_molecule"].items()},
-        "thresholds": dict(zip(molecules, thresholds.tolist(), strict=True)),
+        "thresholds": dict(zip(molecules, called_at[0].tolist(), strict=True)),
+        "threshold_coverage": thresholds.basis(batch.observation.mask[:1].cpu().numpy())[0],
         "false_alarm_rate_target": (model.settings or {}).get("false_alarm_rate"),
         "coverage": {row["coverage"]: {k: v for k, v in row.items() if k != "coverage"} for row in coverage_rows},
         "champion": {"moved": move, "reason": reason, "previous_score": champion_score},
