@@ -79,6 +79,7 @@ bench: data $(TEST_STAMP)
 	$(PY) benchmarks/simulate.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/any_coverage.py
+	$(PY) benchmarks/thresholds.py
 	$(PY) benchmarks/predict.py
 	$(PY) benchmarks/tune.py
 

@@ -241,6 +241,19 @@ def coverage_rows() -> str:
     return provenance(entry) + "\n\n" + table(header, body)
 
 
+def thresholds_table() -> str:
+    """The threshold benchmark: one model, its thresholds set by each rule."""
+    entry = record("thresholds")
+    if entry is None:
+        return "Not measured yet: run `python benchmarks/thresholds.py`.\n"
+    header = ["thresholds", "headline macro-F1", "headline worst completeness, S/N ≥ 10",
+              "headline worst false alarms", "presets: worst false alarms", "presets: mean macro-F1"]
+    rows = [[rule, num(s["macro_f1"]), num(s["completeness_snr_ge_10_min"]), pct(s["false_alarm_rate_max"], 2),
+             pct(s["presets_false_alarm_rate_max"], 2), num(s["presets_macro_f1_mean"])]
+            for rule, s in entry["result"]["rules"].items()]
+    return f"{entry['result']['model']}, {provenance(entry)}\n\n" + table(header, rows)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "results": results_table,
     "targets": targets_table,
@@ -261,6 +274,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "any_coverage": benchmark_table("any_coverage", ["model", "snr", "completeness_snr_ge_10_min",
                                                      "false_alarm_rate_max"]),
     "any_coverage_rows": coverage_rows,
+    "thresholds": thresholds_table,
     "simulate": benchmark_table("simulate"),
     "simulate_speed": benchmark_table("simulate_speed"),
     "predict": benchmark_table("predict"),

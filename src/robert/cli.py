@@ -145,6 +145,7 @@ class LoadedModel:
         return {"uri": self.uri, "name": self.ref.name, "version": self.ref.version, "geometry": self.model.geometry,
                 "false_alarm_rate": settings.get("false_alarm_rate"),
                 "preset_false_alarm_rate": settings.get("preset_false_alarm_rate"),
+                "by_coverage": bool(settings.get("coverage_thresholds")),
                 "reference_min_log10_vmr": settings.get("constraint", {}).get("min_log10_vmr"),
                 "min_chi2": None if references is None else references.min_chi2,
                 "min_detectable_fraction": None if references is None else references.min_fraction}
@@ -237,8 +238,10 @@ def format_table(models: Sequence[dict[str, Any]], reports: Sequence[dict[str, A
         basis = "" if rate is None else (f", each molecule's set so that gases absent from validation spectra reach "
                                          f"it in {100 * rate:g} % of them")
         if rate is not None and model["preset_false_alarm_rate"] is not None:
-            basis += (f"; on a calibrated coverage its own, reached in {100 * model['preset_false_alarm_rate']:g} % "
-                      "of that coverage's spectra, elsewhere the highest of these")
+            preset_rate = f"{100 * model['preset_false_alarm_rate']:g} %"
+            basis += (f"; on a calibrated coverage its own, reached in {preset_rate} of that coverage's spectra, "
+                      "elsewhere the highest of these" if model["by_coverage"] else
+                      f" (and in at most {preset_rate} on each instrument preset)")
         lines.append(f"{model['uri']} ({model['name']} v{model['version']}): detected = constrained and "
                      f"P(present) >= threshold{basis}; detectable = share of reference "
                      f"{model['geometry']} atmospheres holding the gas at log10 VMR >= "

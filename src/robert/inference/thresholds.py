@@ -76,6 +76,9 @@ def false_alarm_thresholds(probs: np.ndarray, absent: np.ndarray, rate: float, f
     return thresholds
 
 
+ANY_COVERAGE = "any"  # the basis named for a spectrum called at the shared thresholds
+
+
 @dataclass(frozen=True)
 class DetectionThresholds:
     """Each molecule's threshold on P for any coverage: a calibrated coverage's own where a spectrum's observed
@@ -121,9 +124,6 @@ class DetectionThresholds:
                 "cells": np.flatnonzero(self.coverage_cells[i]).tolist(),
                 "thresholds": dict(zip(molecules, self.per_coverage[i].tolist(), strict=True))}
         return out
-
-
-ANY_COVERAGE = "any"
 
 
 def model_thresholds(settings: Mapping, molecules: Sequence[str]) -> DetectionThresholds:
