@@ -252,8 +252,8 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
     title = f"test, SNR {snr_label(datamodule.snr)}, {name} v{version}"
 
     batch = datamodule.test_set()
-    metrics, probs = scores(predict, batch, vmr, molecules, groups, thresholds)
     called_at = thresholds_for(batch, thresholds)  # the whole grid's: every test spectrum observes every cell
+    metrics, probs = scores(predict, batch, vmr, molecules, groups, called_at)
     injected = (batch.states != int(State.ABSENT)).numpy()
     files = write_confusion(confusion_matrix(probs, injected if cfg["labels"]["kind"] == "injected"
                                              else batch.targets.numpy(), called_at), molecules, out_dir, title)
