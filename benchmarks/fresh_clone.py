@@ -58,7 +58,8 @@ def main() -> None:
     if (ROOT.parent / "shared").exists() and not (parent / "shared").exists():
         (parent / "shared").symlink_to(ROOT.parent / "shared")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "MLFLOW_", "ROBERT_"))}
-    env |= {"PIP_NO_CACHE_DIR": "1", "UV_NO_CACHE": "1",
+    # unbuffered: DVC's "Running stage" lines (which time the parts) reach the pipe when they are printed
+    env |= {"PIP_NO_CACHE_DIR": "1", "UV_NO_CACHE": "1", "PYTHONUNBUFFERED": "1",
             "PATH": ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)}
     result: dict = {}
     run_seconds, rc, parts = timed(["make", "run"], clone, env, parent / "make-run.log")

@@ -28,9 +28,18 @@ def machine() -> str:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         memory = float("nan")
-    model = ""
+    fields: dict[str, str] = {}
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+        for line in cpuinfo:
+            key, _, value = line.partition(":")
+            if not line.strip():
+                break  # the first processor's fields are enough
+            fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name", "")
+    # virtual machines often name only the vendor ("AMD EPYC"): family and model tell the generations apart
+    # (two hosts both named "AMD EPYC" ran the same `make run` 2x apart)
+    if "cpu family" in fields and "model" in fields:
+        model = f"{model}, family {fields['cpu family']} model {fields['model']}"
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{os.cpu_count()} cores ({model or platform.machine()}), {memory:.0f} GiB, torch {torch.__version__}{gpu}"
 
