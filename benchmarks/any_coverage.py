@@ -32,7 +32,14 @@ from robert.data.dataset import resolve_planets
 from robert.spectra.observation import ObservationPrior, PatternBank, PatternPrior, build_pattern_bank
 from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
-from robert.training.evaluate import MIN_PAIRS, predictor, scores, thresholds_for, thresholds_of, worst
+from robert.training.evaluate import (
+    constrained_completeness,
+    predictor,
+    scores,
+    thresholds_for,
+    thresholds_of,
+    worst,
+)
 from robert.training.metrics import calls_at
 from robert.training.train import build_datamodule
 
@@ -73,10 +80,7 @@ def coverage_scores(model, datamodule, name: str, view: tuple[ObservationPrior, 
     result, probs = scores(predictor(model), batch, datamodule.split("test").vmr(), datamodule.molecules, groups,
                            thresholds)
     chi2 = batch.chi2.numpy()
-    strong = chi2 >= 100.0
-    names = datamodule.molecules
-    constrained = {m: result["completeness_snr_ge_10"][m] for j, m in enumerate(names)
-                   if strong[:, j].sum() >= MIN_PAIRS}
+    constrained = constrained_completeness(result, batch)
     hidden = (chi2 < float(datamodule.labels.min_chi2)) & (batch.states.numpy() > 0)  # injected, not visible here
     return {"completeness": constrained, "false_alarm_rate": result["false_alarm_rate"],
             "false_alarm_rate_max": result["false_alarm_rate_max"],

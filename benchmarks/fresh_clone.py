@@ -5,8 +5,9 @@
 Clones this repository's committed HEAD into a temporary directory (no venv, no data, no build, no MLflow store:
 what a newcomer has), runs `make run`, then `make run` again (which must do nothing), then `make test`, each timed
 by the wall clock (`make run` also per part: install and data, then each DVC stage). pip's download cache is
-not used, nor uv's (PIP_NO_CACHE_DIR, UV_NO_CACHE). Last line: one JSON object (seconds of each,
-whether the second run did nothing). The clone's ../shared is linked when this checkout has one, as CI's is.
+not used, nor uv's (PIP_NO_CACHE_DIR, UV_NO_CACHE), nor torch.compile's (an empty TORCHINDUCTOR_CACHE_DIR). Last
+line: one JSON object (seconds of each, whether the second run did nothing). The clone's ../shared is linked when
+this checkout has one, as CI's is.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def main() -> None:
     if (ROOT.parent / "shared").exists() and not (parent / "shared").exists():
         (parent / "shared").symlink_to(ROOT.parent / "shared")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "MLFLOW_", "ROBERT_"))}
-    # unbuffered: DVC's "Running stage" lines (which time the parts) reach the pipe when they are printed
+    # unbuffered: DVC's "Running stage" lines (which time the parts) reach the pipe when they are printed; an empty
+    # torch.compile cache, as a new machine has (a warm one spares the simulator's kernels their compiling)
     env |= {"PIP_NO_CACHE_DIR": "1", "UV_NO_CACHE": "1", "PYTHONUNBUFFERED": "1",
+            "TORCHINDUCTOR_CACHE_DIR": str(parent / "torchinductor"),
             "PATH": ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)}
     result: dict = {}
     run_seconds, rc, parts = timed(["make", "run"], clone, env, parent / "make-run.log")

@@ -146,15 +146,19 @@ class SpectraDataModule(pl.LightningDataModule):
         prior = ObservationPrior(self.prior.snr if snr is None else snr, self.prior.noise, PatternPrior.full_only())
         return prior, PatternBank.single(preset_segments(self.presets[name], self.wavelength_um), name)
 
+    def observer_for(self, prior: ObservationPrior | None, bank: PatternBank | None, seed: int) -> Observer:
+        """An observer of ``prior`` (default: the training prior's) through ``bank`` (default: a bank of that prior's
+        coverage patterns drawn from ``seed``, which also draws its error shapes)."""
+        return Observer(prior or self.prior, self.wavelength_um, self.presets, seed, bank)
+
     def observed_set(self, name: str, prior: ObservationPrior | None = None, key: str = "training prior",
                      bank: PatternBank | None = None) -> ObservedBatch:
         """Split ``name`` observed once from a fixed seed under ``prior`` (default: the training prior)."""
         cache_key = f"{name}/{key}"
         if cache_key not in self._observed:
             self.setup()
-            observer = self.observer if prior is None and bank is None else Observer(
-                prior or self.prior, self.wavelength_um, self.presets,
-                stable_seed("patterns", self.data["noise_seed"], key), bank)
+            observer = self.observer if prior is None and bank is None else self.observer_for(
+                prior, bank, stable_seed("patterns", self.data["noise_seed"], key))
             self._observed[cache_key] = observe_split(self.fetcher(name), observer,
                                                       stable_seed(name, self.data["noise_seed"], key), self.labels)
         return self._observed[cache_key]

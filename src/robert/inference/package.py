@@ -98,8 +98,7 @@ def detection_thresholds(predict: Callable[[ObservedBatch], np.ndarray], datamod
     for i, name in enumerate(names):
         prior, bank = datamodule.preset_view(name, field="inference (the coverages thresholds are calibrated on)")
         cells[i] = (bank.segments[0] >= 0).numpy()
-        observer = Observer(prior, datamodule.wavelength_um, datamodule.presets,
-                            stable_seed("calibration patterns", seed, name), bank)
+        observer = datamodule.observer_for(prior, bank, stable_seed("calibration patterns", seed, name))
         own[i] = at_rate(observer, f"calibration/{name}", settings.preset_calibration_draws,
                          settings.preset_false_alarm_rate)
     return DetectionThresholds(np.maximum(shared, own.max(0)), tuple(names), cells, own, settings.coverage_match)

@@ -58,6 +58,8 @@ from robert.physics.transmission import transit_depth_from_optical_depth, transi
 
 log = logging.getLogger(__name__)
 
+GRAPHS_PER_KERNEL = 32  # compiled graphs a kernel may hold (one per planet where planet constants enter it)
+
 
 class ForwardModel:
     """What both geometries share: grids, opacity, profiles, chunking, the layers' vertical optical depths."""
@@ -103,6 +105,11 @@ class ForwardModel:
 
     def _compile_kernels(self) -> None:
         """Subclasses add their kernels to ``_eager`` first; compiled copies when ``simulate.compile``."""
+        if self.settings.compile:
+            # the transmission geometry's graph holds the planet's radii and mass as constants, so each planet of a
+            # selection compiles its own (a second or two); dynamo's default limit of 8 graphs per function would
+            # send the ninth planet of planet=all to eager code, with a warning
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, GRAPHS_PER_KERNEL)
         self._kernels = {name: torch.compile(fn, dynamic=False) if self.settings.compile else fn
                          for name, fn in self._eager.items()}
 

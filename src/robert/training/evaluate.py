@@ -148,6 +148,13 @@ def score_of(metrics: Mapping, cfg: Mapping) -> float:
     return float(metrics[name])
 
 
+def constrained_completeness(result: Mapping[str, Any], batch: ObservedBatch) -> dict[str, float]:
+    """Completeness at feature S/N >= 10 (from ``scores``) of each gas the batch's coverage constrains: at least
+    MIN_PAIRS of its test gases reach Delta chi^2 >= 100 there."""
+    strong = (batch.chi2.numpy() >= 100.0).sum(0)
+    return {m: v for j, (m, v) in enumerate(result["completeness_snr_ge_10"].items()) if strong[j] >= MIN_PAIRS}
+
+
 def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: Mapping,
                         groups: Sequence[Sequence[str]], thresholds: DetectionThresholds) -> list[dict[str, Any]]:
     """Per coverage preset, at ``evaluate.coverage_snr`` with the training prior's error shapes: completeness at
@@ -160,9 +167,7 @@ def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: 
         prior, bank = datamodule.preset_view(name, (snr, snr), "evaluate.coverages")
         batch = datamodule.observed_set("test", prior, f"coverage/{name}@{snr}", bank)
         result, _ = scores(predict, batch, vmr, datamodule.molecules, groups, thresholds)
-        strong = batch.chi2.numpy() >= 100.0  # feature S/N >= 10
-        constrained = {m: v for j, (m, v) in enumerate(result["completeness_snr_ge_10"].items())
-                       if strong[:, j].sum() >= MIN_PAIRS}
+        constrained = constrained_completeness(result, batch)
         grouped = [m for g in groups for m in g]
         rows.append({"coverage": name, "n_spectra": len(batch),
                      "threshold_coverage": thresholds.basis(batch.observation.mask[:1].cpu().numpy())[0],
