@@ -61,8 +61,9 @@ class RobertModel(mlflow.pyfunc.PythonModel):
             raise UserError(f"expected encoded inputs of shape (N, {self.network.n_inputs}); got {tuple(x.shape)}")
         return self.network.predict_proba(x).numpy()
 
-    # No type hints on purpose: MLflow would convert the input by them; the model is logged with a signature.
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+    # A DataFrame hint is one MLflow neither converts nor validates by (the model is logged with a signature, and
+    # predict checks the table itself); without a hint MLflow advises adding one in every process that loads it
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
         try:
             if not isinstance(model_input, pd.DataFrame):
                 raise UserError("expected a table of observed spectra (columns wavelength_um, depth, depth_err)")
