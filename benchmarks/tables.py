@@ -270,6 +270,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                                    "short.metrics_not_worse", "test_metrics.short.macro_f1",
                                                    "test_metrics.short.accuracy", "test_metrics.baseline.accuracy",
                                                    "test_metrics.short.false_alarm_rate_max",
+                                                   "test_metrics.short.completeness_snr_ge_10_min",
+                                                   "test_metrics.baseline.completeness_snr_ge_10_min",
                                                    "profile.epochs_by_phase", "profile.outside_epochs_seconds",
                                                    "profile.actions.observe_and_label.ms_per_call",
                                                    "profile.actions.training_step.ms_per_call",
