@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -44,6 +42,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from record import command_line, emit, record_of, timed_training  # benchmarks/record.py, beside this script
+from record import machine as machine_description
 from robert.data.dataset import resolve_planets
 from robert.inference.package import detection_thresholds
 from robert.inference.thresholds import ThresholdSettings
@@ -163,7 +162,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; expected some of: {', '.join(PARTS)}")
     OUT.mkdir(parents=True, exist_ok=True)
-    machine = f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch {torch.__version__}"
+    machine = machine_description()  # as the record names it
     print(f"machine: {machine}, {torch.get_num_threads()} threads", flush=True)
     report: dict = {"machine": machine}
     overrides = args.overrides
