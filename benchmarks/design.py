@@ -15,7 +15,7 @@ build/bench/design/, and is scored on the headline test set (whole grid, white n
   (the latter is judged by the false-alarm rate on absent gases and completeness on detectable ones);
 * precision: fine-tuning in bfloat16 autocast (CD steps stay float32), for speed where the CPU has bf16 units;
 * width: the first hidden layer, the paper's 500 units or 1,000 (is the any-coverage model short of capacity?);
-* epochs: fine-tuning epochs, 60 or 120 (is it short of training?);
+* epochs: fine-tuning epochs, half or twice the default 120 (is it still short of training?);
 * observation: what the training spectra look like: the any-coverage prior (``observation=any``) or the headline
   test's own convention alone (``observation=white``: the whole grid, white noise at data.snr): the price of one
   model for every coverage, so this choice also scores every model on the coverage presets (``evaluate.coverages``);
@@ -29,6 +29,7 @@ training seconds (with ``width``, ``epochs``, ``observation``, ``batch`` or ``pr
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -47,7 +48,7 @@ VARIANTS = {
     "undetectable": {"ignore": ["labels.undetectable=ignore"]},
     "precision": {"bf16-mixed": ["trainer.precision=bf16-mixed"]},
     "width": {"1000-200-50": ["model.hidden=[1000,200,50]"]},
-    "epochs": {"120": ["model.finetune.epochs=120"]},
+    "epochs": {"60": ["model.finetune.epochs=60"], "240": ["model.finetune.epochs=240"]},
     "observation": {"white": ["observation=white"]},
     "batch": {"256, lr 1.4e-3": ["model.batch_size=256", "model.finetune.lr=1.4e-3"],
               "256, lr 2e-3": ["model.batch_size=256", "model.finetune.lr=2e-3"]},
@@ -58,7 +59,8 @@ WITH_COVERAGES = {"width", "epochs", "observation", "batch", "prior"}
 KEYS = ("macro_f1", "completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "accuracy")
 
 
-def run(name: str, overrides: list[str], coverages: bool = False) -> dict:
+def run(label: str, overrides: list[str], coverages: bool = False) -> dict:
+    name = re.sub(r"[^A-Za-z0-9.]+", "-", label)  # a path and a Hydra value: no commas or spaces
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="evaluate", overrides=[
             f"tracking.uri=sqlite:///{OUT}/mlflow.db", f"tracking.artifact_location={OUT}/artifacts",
@@ -75,7 +77,7 @@ def run(name: str, overrides: list[str], coverages: bool = False) -> dict:
         out |= {"coverage_completeness_min": round(min(float(r["completeness_snr_ge_10_min"]) for r in presets), 4),
                 "coverage_false_alarm_rate_max": round(max(float(r["false_alarm_rate_max"]) for r in presets), 4),
                 "coverage_macro_f1_mean": round(sum(float(r["macro_f1"]) for r in presets) / len(presets), 4)}
-    print(f"{name}: {out}", flush=True)
+    print(f"{label}: {out}", flush=True)
     return out
 
 

@@ -331,9 +331,10 @@ VALUES: dict[str, Callable[[], str]] = {
                                               lambda v: pct(v, 0), DESIGN),
     "cnn-time-ratio": record_value("train", ratio("peer_details.cnn.train_seconds", "peer_details.dbn.train_seconds"),
                                    lambda v: f"{v:.1f}", PEERS),
+    "dbn-half-epochs-macro-f1": record_value("design_epochs", "epochs.60.macro_f1", num, DESIGN),
     "dbn-epochs-macro-f1": record_value("design_epochs", "default.macro_f1", num, DESIGN),
-    "dbn-twice-epochs-macro-f1": record_value("design_epochs", "epochs.120.macro_f1", num, DESIGN),
-    "dbn-twice-epochs-time-ratio": record_value("design_epochs", ratio("epochs.120.train_seconds",
+    "dbn-twice-epochs-macro-f1": record_value("design_epochs", "epochs.240.macro_f1", num, DESIGN),
+    "dbn-twice-epochs-time-ratio": record_value("design_epochs", ratio("epochs.240.train_seconds",
                                                                        "default.train_seconds"),
                                                 lambda v: f"{v:.1f}", DESIGN),
 }

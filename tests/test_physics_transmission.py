@@ -21,6 +21,7 @@ from robert.physics.model import EmissionModel, ForwardModel, TransmissionModel,
 from robert.physics.planet import G_SI, load_planet
 from robert.physics.priors import TemperatureParameters, sample_parameters
 from robert.physics.synthetic import grey_cia, log_wavenumber_grid
+from robert.physics.transmission import planet_terms, transit_geometry
 from robert.simulate.generate import generate_planet
 from robert.simulate.shards import list_shards, read_shard
 
@@ -151,7 +152,7 @@ def test_high_cloud_deck_flattens_features() -> None:
     # the deck is an opaque disc at the hydrostatic radius of its top pressure
     mmw = free_chemistry(vmr[:1], model.opacity.mass_amu, 0.172).mmw_amu
     inv_r = atmosphere.inverse_radius_at_pressures(torch.tensor([1e-5], dtype=torch.float64), model.levels_bar,
-                                                   t[:1, :-1], mmw, PLANET)
+                                                   t[:1, :-1], mmw, PLANET.radius_m, PLANET.mass_kg)
     disc = (1.0 / float(inv_r[0, 0]) / PLANET.star.radius_m) ** 2
     assert disc <= float(high.min()) < disc * (1 + 1e-4)
 
@@ -201,6 +202,22 @@ def test_a_model_moved_to_another_planet_is_that_planets_model(tiny_cache) -> No
         assert moved.opacity is first.opacity and moved.planet is temperate and first.planet is hot
         assert torch.equal(moved(params, vmr), built(params, vmr))
         assert not torch.equal(moved(params, vmr), first(params, vmr))
+
+
+def test_one_compiled_geometry_serves_every_planet() -> None:
+    # the planet enters the compiled geometry as tensors, not constants: moving between the nine planets of
+    # planet=all recompiles nothing (dynamo's limit of 8 graphs per function would send the ninth to eager code)
+    torch._dynamo.reset()
+    compiled = torch.compile(transit_geometry, dynamic=False)
+    levels = torch.as_tensor(atmosphere.pressure_levels_bar(12, 1e-6, 10.0))
+    layers = torch.sqrt(levels[:-1] * levels[1:])
+    t, mmw, decks = torch.full((3, 12), 900.0), torch.full((3,), 2.3), torch.tensor([math.inf, 1e-2, 1e-4])
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for key in ("hd189733b", "gj1214b", "wasp18b"):
+            terms = planet_terms(load_planet(key), "cpu")
+            for got, expected in zip(compiled(levels, layers, t, mmw, decks, *terms),
+                                     transit_geometry(levels, layers, t, mmw, decks, *terms), strict=True):
+                torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
 
 
 def test_batches_chunks_and_precision() -> None:

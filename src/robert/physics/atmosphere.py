@@ -40,27 +40,30 @@ def per_layer(mmw_amu: torch.Tensor) -> torch.Tensor:
 
 def inverse_radius_at_pressures(
     pressure_bar: torch.Tensor, levels_bar: torch.Tensor, temperature_K: torch.Tensor,
-    mmw_amu: torch.Tensor, planet: Planet,
+    mmw_amu: torch.Tensor, radius_m: float | torch.Tensor, mass_kg: float | torch.Tensor,
 ) -> torch.Tensor:
     """1/r [1/m] at ``pressure_bar`` (P,) inside the layered isothermal atmosphere, batched: (B, P).
 
-    ``temperature_K`` (B, L) per layer, ``mmw_amu`` (B,) or (B, L). Pressures outside the grid are clamped.
+    ``temperature_K`` (B, L) per layer, ``mmw_amu`` (B,) or (B, L); the planet's radius (at the bottom level) and
+    mass as numbers or 0-d tensors (a compiled kernel takes tensors, so one graph serves every planet). Pressures
+    outside the grid are clamped.
     """
     log_levels = torch.log(levels_bar)
     # step in 1/r across each whole layer, bottom layer first, accumulated upwards from 1/Rp
-    scale = K_B_SI * temperature_K / (per_layer(mmw_amu) * AMU_KG * G_SI * planet.mass_kg)  # (B, L) [m^-1]
+    scale = K_B_SI * temperature_K / (per_layer(mmw_amu) * AMU_KG * G_SI * mass_kg)  # (B, L) [m^-1]
     step = scale * (log_levels[1:] - log_levels[:-1])
     below = torch.flip(torch.cumsum(torch.flip(step, [1]), 1), [1]) - step  # sum over layers below each layer
     log_p = torch.log(pressure_bar).clamp(log_levels[0], log_levels[-1])
     layer = torch.clamp(torch.searchsorted(log_levels, log_p, right=True) - 1, 0, len(levels_bar) - 2)
     inside = scale[:, layer] * (log_levels[layer + 1] - log_p)  # from the layer's bottom up to P
-    return 1.0 / planet.radius_m - below[:, layer] - inside
+    return 1.0 / radius_m - below[:, layer] - inside
 
 
 def hydrostatic_altitudes_m(levels_bar: torch.Tensor, temperature_K: torch.Tensor, mmw_amu: torch.Tensor,
                             planet: Planet) -> torch.Tensor:
     """Altitude above Rp of every level, (B, L+1); NaN where the atmosphere is unbound (1/r <= 0)."""
-    inv_r = inverse_radius_at_pressures(levels_bar, levels_bar, temperature_K, mmw_amu, planet)
+    inv_r = inverse_radius_at_pressures(levels_bar, levels_bar, temperature_K, mmw_amu, planet.radius_m,
+                                        planet.mass_kg)
     r = torch.where(inv_r > 0, 1.0 / inv_r, torch.full_like(inv_r, float("nan")))
     return r - planet.radius_m
 
@@ -68,7 +71,8 @@ def hydrostatic_altitudes_m(levels_bar: torch.Tensor, temperature_K: torch.Tenso
 def layer_column_density_cm2(levels_bar: torch.Tensor, layer_bar: torch.Tensor, temperature_K: torch.Tensor,
                              mmw_amu: torch.Tensor, planet: Planet) -> torch.Tensor:
     """Molecules per cm^2 in each layer, (B, L): dP / (mu m_u g(r_layer)), g at the layer's own altitude."""
-    inv_r = inverse_radius_at_pressures(layer_bar, levels_bar, temperature_K, mmw_amu, planet)
+    inv_r = inverse_radius_at_pressures(layer_bar, levels_bar, temperature_K, mmw_amu, planet.radius_m,
+                                        planet.mass_kg)
     # an unbound atmosphere (1/r <= 0) only happens for absurd priors; keep g small but positive there
     gravity = G_SI * planet.mass_kg * torch.clamp(inv_r, min=1e-3 / planet.radius_m) ** 2
     dp_pa = (levels_bar[1:] - levels_bar[:-1]) * BAR_PA

@@ -54,11 +54,9 @@ from robert.physics.opacity import (
 from robert.physics.planet import Planet, planet_from_config
 from robert.physics.priors import TemperatureParameters
 from robert.physics.profiles import guillot_profile, isothermal_profile
-from robert.physics.transmission import transit_depth_from_optical_depth, transit_geometry
+from robert.physics.transmission import planet_terms, transit_depth_from_optical_depth, transit_geometry
 
 log = logging.getLogger(__name__)
-
-GRAPHS_PER_KERNEL = 32  # compiled graphs a kernel may hold (one per planet where planet constants enter it)
 
 
 class ForwardModel:
@@ -105,11 +103,6 @@ class ForwardModel:
 
     def _compile_kernels(self) -> None:
         """Subclasses add their kernels to ``_eager`` first; compiled copies when ``simulate.compile``."""
-        if self.settings.compile:
-            # the transmission geometry's graph holds the planet's radii and mass as constants, so each planet of a
-            # selection compiles its own (a second or two); dynamo's default limit of 8 graphs per function would
-            # send the ninth planet of planet=all to eager code, with a warning
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, GRAPHS_PER_KERNEL)
         self._kernels = {name: torch.compile(fn, dynamic=False) if self.settings.compile else fn
                          for name, fn in self._eager.items()}
 
@@ -293,7 +286,11 @@ class TransmissionModel(ForwardModel):
         # is small (B x L x L) but ~30 ops, which one fused kernel runs ~10x faster
         self._eager["transit"] = transit_depth_from_optical_depth
         self._eager["geometry"] = transit_geometry
+        self._set_planet_terms()
         self._compile_kernels()
+
+    def _set_planet_terms(self) -> None:
+        self.planet_terms = planet_terms(self.planet, self.settings.device)
 
     def no_clouds(self, n_spectra: int) -> torch.Tensor:
         return torch.full((n_spectra,), NO_CLOUD_BAR, device=self.settings.device, dtype=torch.float64)
@@ -312,8 +309,8 @@ class TransmissionModel(ForwardModel):
                ) -> torch.Tensor:
         layer_t = temperature_K[:, :-1]
         dtau, comp = self.layer_optical_depth(layer_t, active_vmr)
-        geometry = self._kernels["geometry"](self.levels_bar, self.layer_bar, layer_t, comp.mmw_amu, self.planet,
-                                             cloud_top_bar)
+        geometry = self._kernels["geometry"](self.levels_bar, self.layer_bar, layer_t, comp.mmw_amu, cloud_top_bar,
+                                             *self.planet_terms)
         airmass, annulus, blocked = (g.to(self.settings.dtype) for g in geometry)
         return self._kernels["transit"](dtau, airmass, annulus, blocked)
 

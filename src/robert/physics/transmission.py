@@ -28,12 +28,13 @@ from robert.physics.clouds import deck_inverse_radius
 from robert.physics.planet import Planet
 
 
-def altitude_m(inverse_radius: torch.Tensor, planet: Planet) -> torch.Tensor:
+def altitude_m(inverse_radius: torch.Tensor, radius_m: float | torch.Tensor) -> torch.Tensor:
     """Altitude above Rp [m] from 1/r; an unbound atmosphere (1/r <= 0, absurd priors only) is capped at 1000 Rp."""
-    return 1.0 / torch.clamp(inverse_radius, min=1e-3 / planet.radius_m) - planet.radius_m
+    return 1.0 / torch.clamp(inverse_radius, min=1e-3 / radius_m) - radius_m
 
 
-def chord_airmass(level_altitude_m: torch.Tensor, ray_altitude_m: torch.Tensor, radius_m: float) -> torch.Tensor:
+def chord_airmass(level_altitude_m: torch.Tensor, ray_altitude_m: torch.Tensor,
+                  radius_m: float | torch.Tensor) -> torch.Tensor:
     """A_jk = ds_jk / dz_k, (B, L, L): rays j (B, L altitudes) through layers k between levels (B, L + 1), top first."""
     level = level_altitude_m[:, None, :]
     ray = ray_altitude_m[:, :, None]
@@ -43,7 +44,8 @@ def chord_airmass(level_altitude_m: torch.Tensor, ray_altitude_m: torch.Tensor, 
     return path / thickness[:, None, :]
 
 
-def annulus_areas_m2(level_altitude_m: torch.Tensor, floor_altitude_m: torch.Tensor, radius_m: float) -> torch.Tensor:
+def annulus_areas_m2(level_altitude_m: torch.Tensor, floor_altitude_m: torch.Tensor,
+                     radius_m: float | torch.Tensor) -> torch.Tensor:
     """r_top^2 - r_bottom^2 of each layer's annulus above the floor (the deck, or Rp), (B, L); pi omitted."""
     floor = floor_altitude_m[:, None]
     top = torch.maximum(level_altitude_m[:, :-1], floor)
@@ -51,23 +53,32 @@ def annulus_areas_m2(level_altitude_m: torch.Tensor, floor_altitude_m: torch.Ten
     return (top - bottom) * (2 * radius_m + top + bottom)
 
 
+def planet_terms(planet: Planet, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rp [m], Rs [m] and Mp [kg] as 0-d float64 tensors: :func:`transit_geometry`'s planet arguments."""
+    return tuple(torch.tensor(v, dtype=torch.float64, device=device)
+                 for v in (planet.radius_m, planet.star.radius_m, planet.mass_kg))
+
+
 def transit_geometry(levels_bar: torch.Tensor, layer_bar: torch.Tensor, temperature_K: torch.Tensor,
-                     mmw_amu: torch.Tensor, planet: Planet, cloud_top_bar: torch.Tensor
+                     mmw_amu: torch.Tensor, cloud_top_bar: torch.Tensor, radius_m: torch.Tensor,
+                     star_radius_m: torch.Tensor, mass_kg: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Air-mass matrix (B, L, L), annulus areas / Rs^2 (B, L) and the blocked disc / Rs^2 (B,), all float64.
 
-    ``temperature_K`` (B, L) per layer, ``mmw_amu`` (B,), ``cloud_top_bar`` (B,) (+inf: no deck).
+    ``temperature_K`` (B, L) per layer, ``mmw_amu`` (B,), ``cloud_top_bar`` (B,) (+inf: no deck); the planet's
+    radius, its star's and its mass as 0-d float64 tensors (:func:`planet_terms`): compiled, the kernel then
+    takes them as inputs, not as constants, so one graph serves every planet.
     """
     f64 = torch.float64
     levels, layers, t, mmw = levels_bar.to(f64), layer_bar.to(f64), temperature_K.to(f64), mmw_amu.to(f64)
-    level_inv_r = atmosphere.inverse_radius_at_pressures(levels, levels, t, mmw, planet)
-    ray_inv_r = atmosphere.inverse_radius_at_pressures(layers, levels, t, mmw, planet)
-    level_z, ray_z = altitude_m(level_inv_r, planet), altitude_m(ray_inv_r, planet)
-    deck_z = altitude_m(deck_inverse_radius(cloud_top_bar, levels, level_inv_r), planet).clamp(min=0.0)
-    star_area = planet.star.radius_m**2
-    blocked = (planet.radius_m + deck_z) ** 2 / star_area
-    return (chord_airmass(level_z, ray_z, planet.radius_m),
-            annulus_areas_m2(level_z, deck_z, planet.radius_m) / star_area, blocked)
+    level_inv_r = atmosphere.inverse_radius_at_pressures(levels, levels, t, mmw, radius_m, mass_kg)
+    ray_inv_r = atmosphere.inverse_radius_at_pressures(layers, levels, t, mmw, radius_m, mass_kg)
+    level_z, ray_z = altitude_m(level_inv_r, radius_m), altitude_m(ray_inv_r, radius_m)
+    deck_z = altitude_m(deck_inverse_radius(cloud_top_bar, levels, level_inv_r), radius_m).clamp(min=0.0)
+    star_area = star_radius_m**2
+    blocked = (radius_m + deck_z) ** 2 / star_area
+    return (chord_airmass(level_z, ray_z, radius_m),
+            annulus_areas_m2(level_z, deck_z, radius_m) / star_area, blocked)
 
 
 def transit_depth_from_optical_depth(dtau: torch.Tensor, airmass: torch.Tensor, annulus: torch.Tensor,
