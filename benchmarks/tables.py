@@ -333,10 +333,9 @@ VALUES: dict[str, Callable[[], str]] = {
                                    lambda v: f"{v:.1f}", PEERS),
     "dbn-half-epochs-macro-f1": record_value("design_epochs", "epochs.60.macro_f1", num, DESIGN),
     "dbn-epochs-macro-f1": record_value("design_epochs", "default.macro_f1", num, DESIGN),
-    "dbn-twice-epochs-macro-f1": record_value("design_epochs", "epochs.240.macro_f1", num, DESIGN),
-    "dbn-twice-epochs-time-ratio": record_value("design_epochs", ratio("epochs.240.train_seconds",
-                                                                       "default.train_seconds"),
-                                                lambda v: f"{v:.1f}", DESIGN),
+    "dbn-half-epochs-time-ratio": record_value("design_epochs", ratio("epochs.60.train_seconds",
+                                                                      "default.train_seconds"),
+                                               lambda v: f"{v:.1f}", DESIGN),
 }
 
 
