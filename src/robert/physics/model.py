@@ -89,6 +89,7 @@ class ForwardModel:
         if self.h_minus is not None:
             # the electron Saha solve is ~100 small (B, L) ops: fused it costs little next to the (B, L, W) work
             self._eager.update(h_minus_coefficients=h_minus_coefficients, continuum=continuum_optical_depth)
+        self._set_planet_terms()
 
     def for_planet(self, planet: Planet) -> Self:
         """This model for another planet: the opacity table, grids and compiled kernels (none of which depends on
@@ -99,7 +100,8 @@ class ForwardModel:
         return other
 
     def _set_planet_terms(self) -> None:
-        """What depends on ``self.planet`` beyond the per-spectrum arithmetic (subclasses; see ``for_planet``)."""
+        """What depends on ``self.planet`` beyond the per-spectrum arithmetic (subclasses; set at construction and
+        by ``for_planet``)."""
 
     def _compile_kernels(self) -> None:
         """Subclasses add their kernels to ``_eager`` first; compiled copies when ``simulate.compile``."""
@@ -234,7 +236,6 @@ class EmissionModel(ForwardModel):
         as_t = lambda a: torch.as_tensor(a, device=settings.device, dtype=settings.dtype)  # noqa: E731
         mu, w = gauss_legendre_mu(settings.n_angles)
         self.mu, self.flux_weight = as_t(mu), as_t(2 * w * mu)
-        self._set_planet_terms()
         # the radiative transfer (exponentials over layers x wavenumbers x angles) is the hot loop
         self._eager["flux"] = flux_from_optical_depth
         self._compile_kernels()
@@ -286,7 +287,6 @@ class TransmissionModel(ForwardModel):
         # is small (B x L x L) but ~30 ops, which one fused kernel runs ~10x faster
         self._eager["transit"] = transit_depth_from_optical_depth
         self._eager["geometry"] = transit_geometry
-        self._set_planet_terms()
         self._compile_kernels()
 
     def _set_planet_terms(self) -> None:
