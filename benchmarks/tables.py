@@ -331,6 +331,8 @@ VALUES: dict[str, Callable[[], str]] = {
                                               lambda v: pct(v, 0), DESIGN),
     "cnn-time-ratio": record_value("train", ratio("peer_details.cnn.train_seconds", "peer_details.dbn.train_seconds"),
                                    lambda v: f"{v:.1f}", PEERS),
+    "mlp-macro-f1": record_value("train", "peers.mlp", num, PEERS),
+    "dbn-peer-macro-f1": record_value("train", "peers.dbn", num, PEERS),
     "dbn-half-epochs-macro-f1": record_value("design_epochs", "epochs.60.macro_f1", num, DESIGN),
     "dbn-epochs-macro-f1": record_value("design_epochs", "default.macro_f1", num, DESIGN),
     "dbn-half-epochs-time-ratio": record_value("design_epochs", ratio("epochs.60.train_seconds",

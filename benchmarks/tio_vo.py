@@ -129,7 +129,7 @@ def recogniser_auc(cache: Path, which: str, n_per_planet: int, snr: float) -> di
     for name, level in (("noiseless", None), (f"snr{snr:g}", snr)):
         batch = datamodule.test_set(level, split="val")
         injected = (batch.states != int(State.ABSENT)).numpy()
-        aucs[name] = float(pairwise_auc(predictor(model)(batch), injected)[0, 1])
+        aucs[name] = float(pairwise_auc(predictor(model)(batch.observation), injected)[0, 1])
     return aucs
 
 

@@ -134,8 +134,8 @@ def random_forest(*overrides: str, n_estimators: int = 100) -> dict:
                                     random_state=int(cfg["seed"])).fit(x, train_set.targets.numpy().astype(int))
     seconds = time.perf_counter() - start
 
-    def predict(batch) -> np.ndarray:
-        votes = forest.predict_proba(network_inputs(batch.observation, channels).numpy())
+    def predict(observation) -> np.ndarray:
+        votes = forest.predict_proba(network_inputs(observation, channels).numpy())
         return np.stack([v[:, 1] if v.shape[1] == 2 else np.zeros(len(v)) for v in votes], 1)
 
     # called at thresholds set as the networks' are (the false-alarm rate on validation spectra)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers.config import ROOT, tiny_generate_config
-from robert.data.batches import RowFetcher, observe_rows
+from robert.data.batches import RowFetcher, observe_rows, observe_split, observe_unlabelled
 from robert.data.dataset import load_planet
 from robert.errors import UserError
 from robert.physics.model import forward_model_from_config
@@ -107,6 +107,22 @@ def test_a_gas_below_the_threshold_is_never_labelled_detected(mixture_set):
     # the paper's protocol: every injected gas is a positive
     targets, weights = targets_and_weights(batch.states, LabelSettings("injected", 9.0, "negative"))
     assert torch.equal(targets > 0, injected) and torch.all(weights == 1)
+
+
+def test_an_unlabelled_split_is_the_observation_its_labelled_split_draws(mixture_set):
+    """The false-alarm calibration observes without the fingerprints: the draws (patterns, SNRs, noise) must be
+    those of the labelled split from the same seed, chunk for chunk."""
+    _, _, planet_dir = mixture_set
+    spectra = load_planet(planet_dir.parent.parent, "mixture", "hd209458b", "regenerate")
+    observer = Observer(ObservationPrior.white(3.0), spectra.wavelength_um, {}, seed=0)
+    settings = LabelSettings("detection", 9.0, "negative")
+    labelled = observe_split(RowFetcher(spectra), observer, 5, settings, chunk=5)
+    unlabelled = observe_unlabelled(RowFetcher(spectra), observer, 5, chunk=5)
+    assert len(unlabelled.values) == len(spectra) and unlabelled.chi2 is None
+    for name in ("values", "sigma", "mask"):
+        assert torch.equal(getattr(unlabelled, name), getattr(labelled.observation, name)), name
+    # a third chunk size draws other noise: the equality above is not two empty comparisons
+    assert not torch.equal(observe_unlabelled(RowFetcher(spectra), observer, 5, chunk=7).values, unlabelled.values)
 
 
 def test_gas_chi2_places_each_pair_in_its_molecules_column():

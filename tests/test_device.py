@@ -26,16 +26,13 @@ def test_the_evaluation_predicts_on_the_configured_device():
     import numpy as np
     import torch
 
-    from robert.data.batches import ObservedBatch
     from robert.model.mlp import MLPNetwork
     from robert.spectra.observation import Observation
     from robert.training.evaluate import predictor
 
     network = MLPNetwork(5, ["depth"], 2, [4], seed=0)
     observation = Observation(torch.rand(3, 5), torch.full((3, 5), 0.1), torch.ones(3, 5, dtype=torch.bool))
-    batch = ObservedBatch(observation, torch.zeros(3, 2), torch.ones(3, 2), torch.zeros(3, 2, dtype=torch.int8),
-                          torch.zeros(3, 2), torch.arange(3))
     model = type("Model", (), {"network": network})()
-    probs = predictor(model, "cpu", chunk=2)(batch)
+    probs = predictor(model, "cpu", chunk=2)(observation)
     assert probs.shape == (3, 2) and np.all((probs > 0) & (probs < 1))
     assert next(network.parameters()).device.type == "cpu"

@@ -153,8 +153,9 @@ def test_a_degenerate_group_is_scored_as_one_answer():
     assert grouped["grouped_false_alarm_rate"] == {"H2O": 0.0, "TiO/VO": 0.5}
     # through scores(): the worst molecule outside the group, and the single-gas accuracy outside it
     batch = SimpleNamespace(states=torch.as_tensor(injected.astype(np.int8)), targets=torch.as_tensor(injected * 1.0),
-                            weights=torch.ones(injected.shape), chi2=torch.as_tensor(chi2), rows=torch.arange(4))
-    out, _ = scores(lambda b: probs, batch, np.full(injected.shape, 1e-4), molecules, [["TiO", "VO"]])
+                            weights=torch.ones(injected.shape), chi2=torch.as_tensor(chi2), rows=torch.arange(4),
+                            observation=None)
+    out, _ = scores(lambda observation: probs, batch, np.full(injected.shape, 1e-4), molecules, [["TiO", "VO"]])
     assert out["completeness_snr_ge_10_min"] == 1.0 and out["false_alarm_rate_max"] == 0.0  # H2O alone
     assert out["accuracy"] == 0.75 and out["accuracy_outside_groups"] == 1.0
 

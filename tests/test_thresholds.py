@@ -105,8 +105,8 @@ def test_a_preset_rate_raises_the_thresholds_to_what_each_instrument_preset_need
     datamodule = build_datamodule(cfg, PLANETS, ROOT)
     datamodule.setup()
 
-    def unobserved_share(batch) -> np.ndarray:
-        share = 1.0 - batch.observation.mask.double().mean(1, keepdim=True)
+    def unobserved_share(observation) -> np.ndarray:
+        share = 1.0 - observation.mask.double().mean(1, keepdim=True)
         return share.expand(-1, len(datamodule.molecules)).numpy()
 
     prior_only = detection_thresholds(unobserved_share, datamodule, ThresholdSettings(false_alarm_rate=0.005), 7)

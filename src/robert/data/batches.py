@@ -9,6 +9,7 @@ validation and test sets are drawn once, from fixed seeds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -35,12 +36,8 @@ class ObservedBatch:
         return int(self.targets.shape[0])
 
     def slice(self, start: int, stop: int) -> ObservedBatch:
-        def cut(value: object) -> object:
-            return value[start:stop] if isinstance(value, Tensor) else value
-
-        observation = replace(self.observation, **{f.name: cut(getattr(self.observation, f.name))
-                                                   for f in fields(self.observation)})
-        return ObservedBatch(observation, *(cut(getattr(self, f.name)) for f in fields(self)[1:]))
+        return ObservedBatch(self.observation.slice(start, stop),
+                             *(getattr(self, f.name)[start:stop] for f in fields(self)[1:]))
 
 
 class RowFetcher(torch.utils.data.Dataset):
@@ -80,22 +77,26 @@ def observe_rows(raw: dict[str, Tensor], observer: Observer, generator: torch.Ge
     return ObservedBatch(replace(observation, chi2=None), targets, weights, state, chi2, raw["rows"])
 
 
+def _chunks(fetcher: RowFetcher, chunk: int) -> Iterator[dict[str, Tensor]]:
+    for start in range(0, len(fetcher), chunk):
+        yield fetcher[list(range(start, min(start + chunk, len(fetcher))))]
+
+
 def observe_split(fetcher: RowFetcher, observer: Observer, seed: int, labels: LabelSettings,
                   chunk: int = 4096) -> ObservedBatch:
     """A whole split observed once from a fixed seed (validation and test sets), in chunks to bound memory."""
     generator = torch.Generator().manual_seed(seed)
-    parts = [observe_rows(fetcher[list(range(start, min(start + chunk, len(fetcher))))], observer, generator, labels)
-             for start in range(0, len(fetcher), chunk)]
-    return concat_batches(parts)
+    parts = [observe_rows(raw, observer, generator, labels) for raw in _chunks(fetcher, chunk)]
+    return ObservedBatch(Observation.concat([p.observation for p in parts]),
+                         *(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(ObservedBatch)[1:]))
 
 
-def concat_batches(parts: list[ObservedBatch]) -> ObservedBatch:
-    first = parts[0].observation  # every field the parts carry, joined (chi2 is None in a batch: see observe_rows)
-    observation = replace(first, **{f.name: None if getattr(first, f.name) is None
-                                    else torch.cat([getattr(p.observation, f.name) for p in parts])
-                                    for f in fields(first)})
-    return ObservedBatch(observation, *(torch.cat([getattr(p, f.name) for p in parts])
-                                        for f in fields(ObservedBatch)[1:]))
+def observe_unlabelled(fetcher: RowFetcher, observer: Observer, seed: int, chunk: int = 4096) -> Observation:
+    """The observation :func:`observe_split` draws from the same seed (the fingerprints draw no random numbers),
+    without the gases' Delta chi^2: about half the cost, for what needs only the injected gases (the false-alarm
+    calibration: a gas that was not injected is absent under any observation)."""
+    generator = torch.Generator().manual_seed(seed)
+    return Observation.concat([observer(raw["depth"], generator) for raw in _chunks(fetcher, chunk)])
 
 
-__all__ = ["ObservedBatch", "RowFetcher", "concat_batches", "observe_rows", "observe_split"]
+__all__ = ["ObservedBatch", "RowFetcher", "observe_rows", "observe_split", "observe_unlabelled"]

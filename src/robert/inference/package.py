@@ -27,14 +27,14 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from robert.data.batches import ObservedBatch, observe_split
+from robert.data.batches import observe_unlabelled
 from robert.inference.constraints import ConstraintSettings, build_references
 from robert.inference.observed import BIN_COLUMNS, REQUIRED_COLUMNS, TEXT_COLUMNS
 from robert.inference.predictor import OUTPUT_COLUMNS
 from robert.inference.thresholds import DetectionThresholds, ThresholdSettings, false_alarm_thresholds
 from robert.model.base import Recogniser
-from robert.spectra.detection import LabelSettings, State
-from robert.spectra.observation import Observer
+from robert.spectra.detection import LabelSettings
+from robert.spectra.observation import Observation, Observer
 from robert.spectra.resample import grid_cells_um
 from robert.spectra.transforms import add_noise, stable_seed
 
@@ -70,9 +70,9 @@ def observed_example(depth: np.ndarray, grid_um: np.ndarray, snr: float | None, 
                          "bin_high_um": high})
 
 
-def detection_thresholds(predict: Callable[[ObservedBatch], np.ndarray], datamodule: SpectraDataModule,
+def detection_thresholds(predict: Callable[[Observation], np.ndarray], datamodule: SpectraDataModule,
                          settings: ThresholdSettings, seed: int) -> DetectionThresholds:
-    """Each molecule's thresholds on P (``predict``: an observed batch -> (B, M) probabilities):
+    """Each molecule's thresholds on P (``predict``: observed spectra -> (B, M) probabilities):
     ``settings.threshold`` for all, or set by the false-alarm rate on the validation split observed
     ``calibration_draws`` times under the training prior (fresh draws from ``seed``); with
     ``preset_false_alarm_rate``, each calibrated coverage (the whole grid and each instrument preset of the prior)
@@ -82,13 +82,12 @@ def detection_thresholds(predict: Callable[[ObservedBatch], np.ndarray], datamod
     if settings.false_alarm_rate is None:
         return DetectionThresholds(np.full(n_molecules, settings.threshold))
 
+    fetcher = datamodule.fetcher("val")
+    absent = (fetcher.injected <= 0.5).numpy()  # not injected: absent under any observation (State.ABSENT)
+
     def at_rate(observer: Observer, key: str, draws: int, rate: float) -> np.ndarray:
-        probs, absent = [], []
-        for draw in range(draws):
-            batch = observe_split(datamodule.fetcher("val"), observer, stable_seed(key, seed, draw), datamodule.labels)
-            probs.append(predict(batch))
-            absent.append((batch.states == int(State.ABSENT)).numpy())
-        return false_alarm_thresholds(np.concatenate(probs), np.concatenate(absent), rate, settings.threshold)
+        probs = [predict(observe_unlabelled(fetcher, observer, stable_seed(key, seed, draw))) for draw in range(draws)]
+        return false_alarm_thresholds(np.concatenate(probs), np.tile(absent, (draws, 1)), rate, settings.threshold)
 
     shared = at_rate(datamodule.observer, "calibration", settings.calibration_draws, settings.false_alarm_rate)
     if settings.preset_false_alarm_rate is None:
@@ -109,7 +108,7 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     """The inference artifacts under ``directory``, from the validation split."""
     settings = cfg["inference"]
     decision = ThresholdSettings.from_config(settings)
-    thresholds = detection_thresholds(lambda batch: network.observed_proba(batch.observation).numpy(), datamodule,
+    thresholds = detection_thresholds(lambda observation: network.observed_proba(observation).numpy(), datamodule,
                                       decision, int(cfg["seed"]))
     val = datamodule.split("val")
     constraint = ConstraintSettings.from_config(settings["constraint"])

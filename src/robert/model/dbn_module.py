@@ -195,12 +195,10 @@ class DBNModule(RecogniserModule):
                 rbm.softmax_units = 0
             if phase.kind is PhaseKind.GENERATIVE:
                 generative = self.config["generative"]
-                self.log("generative/train_top_recon_error", error, on_step=False, on_epoch=True, batch_size=len(x),
-                         sync_dist=True)
+                self.log_epoch_mean("generative/train_top_recon_error", error, len(x))
                 error = self.dbn.wake_phase_step(x.float(), generative["lr"], generative["momentum"],
                                                  generative["weight_decay"], reduce)
-        self.log(f"{phase.name}/train_recon_error", error, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(x), sync_dist=True)
+        self.log_epoch_mean(f"{phase.name}/train_recon_error", error, len(x))
         return error
 
     # --- validation -----------------------------------------------------------------------------

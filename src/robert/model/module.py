@@ -24,6 +24,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from robert.errors import UserError
 from robert.model.base import Recogniser
@@ -56,6 +57,7 @@ class RecogniserModule(pl.LightningModule):
         self.network: Recogniser = build_from_config(self.config, n_grid, n_labels, seed)
         self.schedule: list[Phase] = self.build_schedule()
         self.seed = seed
+        self.epoch_means = nn.ModuleDict()  # per-step training values, logged once an epoch (log_epoch_mean)
         self.val_metrics = DetectionMetrics(n_labels)
 
     def build_schedule(self) -> list[Phase]:
@@ -108,7 +110,29 @@ class RecogniserModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.log("phase", float(self.current_phase.index), on_step=False, on_epoch=True)
 
+    def log_epoch_mean(self, name: str, value: Tensor, rows: int) -> None:
+        """Add one training step's ``value`` (a mean over ``rows``) to its epoch mean, logged at the epoch's end.
+
+        Why not ``self.log(..., on_epoch=True)`` in the step: Lightning's call costs ~0.3 ms on 2 cores, about a
+        tenth of a fine-tuning step (measured beside an empty step); a MeanMetric update costs ~0.02 ms, and it
+        syncs across processes when computed."""
+        if name not in self.epoch_means:
+            self.epoch_means[name] = MeanMetric().to(self.device)
+        self.epoch_means[name].update(value.detach(), rows)
+
+    def _log_epoch_means(self) -> None:
+        for name, mean in self.epoch_means.items():
+            if mean.update_called:
+                self.log(name, mean.compute(), on_step=False, on_epoch=True, prog_bar=True)
+                mean.reset()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # logged with the epoch's last batch, so that callbacks' on_train_epoch_end (run before the module's) see it
+        if batch_idx + 1 >= self.trainer.num_training_batches:
+            self._log_epoch_means()
+
     def on_train_epoch_end(self) -> None:
+        self._log_epoch_means()  # an epoch of unknown length (no last batch seen): its means now
         scheduler = self.lr_schedulers()
         if scheduler is not None and self.current_phase == FINETUNE:
             self.log("finetune/lr", scheduler.get_last_lr()[0], on_step=False, on_epoch=True)
@@ -126,7 +150,7 @@ class RecogniserModule(pl.LightningModule):
         optimizer.zero_grad()
         self.manual_backward(loss)
         optimizer.step()
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log_epoch_mean("train/loss", loss, len(x))
         return loss.detach()
 
     # --- validation -----------------------------------------------------------------------------

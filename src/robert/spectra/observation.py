@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -235,6 +235,18 @@ class Observation:
     def to(self, device: torch.device | str) -> Observation:
         return Observation(self.values.to(device), self.sigma.to(device), self.mask.to(device),
                            *(None if t is None else t.to(device) for t in (self.chi2, self.groups)))
+
+    def slice(self, start: int, stop: int) -> Observation:
+        """Rows ``start:stop`` of every field."""
+        return replace(self, **{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[start:stop]
+                                for f in fields(self)})
+
+    @classmethod
+    def concat(cls, parts: Sequence[Observation]) -> Observation:
+        """The rows of ``parts`` one after another (a field that the first part lacks stays None)."""
+        first = parts[0]
+        return replace(first, **{f.name: None if getattr(first, f.name) is None
+                                 else torch.cat([getattr(p, f.name) for p in parts]) for f in fields(first)})
 
 
 def _segment_index(segments: Tensor) -> tuple[Tensor, int]:

@@ -46,6 +46,7 @@ from robert.inference.calibration import write_reliability
 from robert.inference.thresholds import DetectionThresholds, model_thresholds
 from robert.model.metrics import THRESHOLD
 from robert.spectra.detection import State
+from robert.spectra.observation import Observation
 from robert.tracking.registry import load_robert_model
 from robert.tracking.setup import configure_tracking
 from robert.training.metrics import (
@@ -59,7 +60,7 @@ from robert.training.train import build_datamodule, registered_name, train
 if TYPE_CHECKING:  # imported lazily at run time: see robert.training.train._log_results
     from robert.tracking.pyfunc import RobertModel
 
-Predictor = Callable[[ObservedBatch], np.ndarray]
+Predictor = Callable[[Observation], np.ndarray]
 SCORES = ("accuracy", "macro_f1")
 MIN_PAIRS = 20  # a coverage "constrains" a gas when at least this many test gases reach feature S/N >= 10 in it
 
@@ -73,9 +74,9 @@ def predictor(model: RobertModel, device: str = "cpu", chunk: int = 8192) -> Pre
     """Probabilities of a model's network for an observed set (encoded as the network was trained), on ``device``."""
     network = model.network.to(device)
 
-    def predict(batch: ObservedBatch) -> np.ndarray:
-        parts = [network.observed_proba(batch.slice(i, i + chunk).observation.to(device))
-                 for i in range(0, len(batch), chunk)]
+    def predict(observation: Observation) -> np.ndarray:
+        parts = [network.observed_proba(observation.slice(i, i + chunk).to(device))
+                 for i in range(0, len(observation.values), chunk)]
         return torch.cat(parts).cpu().numpy()
     return predict
 
@@ -119,7 +120,7 @@ def scores(predict: Predictor, batch: ObservedBatch, spectra_vmr: np.ndarray, mo
            ) -> tuple[dict[str, Any], np.ndarray]:
     """Every score of one observed set, and the probabilities; a gas is called at its threshold (a model's, by each
     spectrum's coverage: :func:`thresholds_of`; or (M,) / (B, M); default 0.5)."""
-    probs = predict(batch)
+    probs = predict(batch.observation)
     thresholds = thresholds_for(batch, thresholds)
     injected = (batch.states != int(State.ABSENT)).numpy()
     out = classification_metrics(probs, batch.targets.numpy(), molecules, batch.weights.numpy(), injected,

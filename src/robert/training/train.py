@@ -44,6 +44,7 @@ from mlflow.tracking.context.registry import resolve_tags
 import robert
 from robert.data.datamodule import SpectraDataModule
 from robert.data.dataset import resolve_planets
+from robert.errors import UserError
 from robert.model.callbacks import EpochCheckpoint, FinetuneEarlyStopping, StartEpoch
 from robert.model.config import validate_model_config
 from robert.model.dbn import DeepBeliefNetwork
@@ -134,6 +135,17 @@ def registered_name(cfg: Mapping) -> str:
     return base if kind == "dbn" else f"{base}-{kind}"
 
 
+def early_stopping(section: Mapping) -> list[FinetuneEarlyStopping]:
+    """``train.early_stopping`` as callbacks: none when its patience is null (the schedule runs to its end)."""
+    patience = section.get("patience")
+    if patience is None:
+        return []
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise UserError(f"train.early_stopping.patience is {patience!r}; expected a whole number of epochs >= 1, "
+                        "or null (off)")
+    return [FinetuneEarlyStopping(monitor=section["monitor"], mode=section["mode"], patience=patience)]
+
+
 def build_datamodule(cfg: Mapping, planets: Sequence[str], root: Path) -> SpectraDataModule:
     return SpectraDataModule(cfg, planets, root, batch_size=int(cfg["model"]["batch_size"]), seed=int(cfg["seed"]))
 
@@ -162,6 +174,7 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
     """Train, log and register one model from a resolved ``conf/train.yaml`` (plain containers)."""
     validate_model_config(cfg["model"])  # a bad width is a one-line error before any data is read
     LabelSettings.from_config(cfg["labels"])
+    stopping = early_stopping(cfg["train"]["early_stopping"])
     planets = resolve_planets(cfg, planet_choice)
     root = Path(root)
     with torch_threads(cfg["trainer"].get("torch_threads")):
@@ -188,17 +201,13 @@ def train(cfg: Mapping, root: Path, planet_choice: str | None = None,
         logger.log_hyperparams({k: str(v) for k, v in flatten(cfg).items()} | {"planets": ",".join(planets)})
 
         start = StartEpoch()
-        stopping = cfg["train"]["early_stopping"]
         trainer_cfg = cfg["trainer"]
         trainer = pl.Trainer(
             max_epochs=trainer_cfg.get("max_epochs") or module.total_epochs,
             accelerator=trainer_cfg["accelerator"], devices=trainer_cfg["devices"],
             strategy=trainer_cfg["strategy"], precision=trainer_cfg["precision"], logger=logger,
             # unmonitored: written every epoch, so last.ckpt always exists to resume from
-            callbacks=[EpochCheckpoint(dirpath=checkpoint_dir, save_last=True),
-                       FinetuneEarlyStopping(monitor=stopping["monitor"], mode=stopping["mode"],
-                                             patience=int(stopping["patience"])),
-                       start, *callbacks],
+            callbacks=[EpochCheckpoint(dirpath=checkpoint_dir, save_last=True), *stopping, start, *callbacks],
             enable_progress_bar=bool(trainer_cfg["progress_bar"]), enable_model_summary=False,
             num_sanity_val_steps=int(trainer_cfg["num_sanity_val_steps"]),
             log_every_n_steps=int(trainer_cfg["log_every_n_steps"]), profiler=trainer_cfg.get("profiler"),
