@@ -123,7 +123,8 @@ class RecogniserModule(pl.LightningModule):
     def _log_epoch_means(self) -> None:
         for name, mean in self.epoch_means.items():
             if mean.update_called:
-                self.log(name, mean.compute(), on_step=False, on_epoch=True, prog_bar=True)
+                # one value an epoch: batch_size only stops Lightning guessing one from the batch (and warning)
+                self.log(name, mean.compute(), on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
                 mean.reset()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
