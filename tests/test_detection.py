@@ -118,7 +118,7 @@ def test_an_unlabelled_split_is_the_observation_its_labelled_split_draws(mixture
     settings = LabelSettings("detection", 9.0, "negative")
     labelled = observe_split(RowFetcher(spectra), observer, 5, settings, chunk=5)
     unlabelled = observe_unlabelled(RowFetcher(spectra), observer, 5, chunk=5)
-    assert len(unlabelled.values) == len(spectra) and unlabelled.chi2 is None
+    assert len(unlabelled) == len(spectra) and unlabelled.chi2 is None
     for name in ("values", "sigma", "mask"):
         assert torch.equal(getattr(unlabelled, name), getattr(labelled.observation, name)), name
     # a third chunk size draws other noise: the equality above is not two empty comparisons

@@ -231,7 +231,7 @@ def test_real_simulated_shards_train(tiny_cache, tmp_path):
     (["model.hidden=[500,0,50]"], r"model\.hidden\[1\] must be a positive integer width"),
     (["model.finetune.lr_schedule=linear"], r"model\.finetune\.lr_schedule"),
     (["labels.undetectable=drop"], r"labels\.undetectable 'drop'"),
-    (["train.early_stopping.patience=0"], r"^train\.early_stopping\.patience is 0; expected a whole number"),
+    (["train.early_stopping.patience=0"], r"^train\.early_stopping\.patience must be a positive integer; got 0$"),
     (["dataset.out_dir=/nonexistent/datasets"],
      r"no dataset at /nonexistent/datasets: run `python src/generate.py dataset=tiny"),
     (["composition=mixture"], r"no mixture spectra for planet gj1214b \(no shards in .*/mixture/gj1214b\): run "

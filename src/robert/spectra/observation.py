@@ -27,7 +27,7 @@ Delta chi^2 of the labels then profiles out (:class:`OffsetPrior`, :func:`profil
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -228,18 +228,24 @@ class Observation:
     # (offsets profiled out of chi2): the network then reads each group against its own mean (level_groups)
     groups: Tensor | None = None
 
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
     @property
     def n_observed(self) -> Tensor:
         return self.mask.sum(dim=1)
 
+    def _map(self, function: Callable[[Tensor], Tensor]) -> Observation:
+        """``function`` applied to every field that is set (None stays None)."""
+        return replace(self, **{f.name: None if getattr(self, f.name) is None else function(getattr(self, f.name))
+                                for f in fields(self)})
+
     def to(self, device: torch.device | str) -> Observation:
-        return Observation(self.values.to(device), self.sigma.to(device), self.mask.to(device),
-                           *(None if t is None else t.to(device) for t in (self.chi2, self.groups)))
+        return self._map(lambda t: t.to(device))
 
     def slice(self, start: int, stop: int) -> Observation:
         """Rows ``start:stop`` of every field."""
-        return replace(self, **{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[start:stop]
-                                for f in fields(self)})
+        return self._map(lambda t: t[start:stop])
 
     @classmethod
     def concat(cls, parts: Sequence[Observation]) -> Observation:

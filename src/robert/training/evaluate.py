@@ -76,7 +76,7 @@ def predictor(model: RobertModel, device: str = "cpu", chunk: int = 8192) -> Pre
 
     def predict(observation: Observation) -> np.ndarray:
         parts = [network.observed_proba(observation.slice(i, i + chunk).to(device))
-                 for i in range(0, len(observation.values), chunk)]
+                 for i in range(0, len(observation), chunk)]
         return torch.cat(parts).cpu().numpy()
     return predict
 

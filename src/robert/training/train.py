@@ -42,9 +42,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 import robert
+from robert.config_checks import check_positive_int
 from robert.data.datamodule import SpectraDataModule
 from robert.data.dataset import resolve_planets
-from robert.errors import UserError
 from robert.model.callbacks import EpochCheckpoint, FinetuneEarlyStopping, StartEpoch
 from robert.model.config import validate_model_config
 from robert.model.dbn import DeepBeliefNetwork
@@ -140,10 +140,8 @@ def early_stopping(section: Mapping) -> list[FinetuneEarlyStopping]:
     patience = section.get("patience")
     if patience is None:
         return []
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-        raise UserError(f"train.early_stopping.patience is {patience!r}; expected a whole number of epochs >= 1, "
-                        "or null (off)")
-    return [FinetuneEarlyStopping(monitor=section["monitor"], mode=section["mode"], patience=patience)]
+    return [FinetuneEarlyStopping(monitor=section["monitor"], mode=section["mode"],
+                                  patience=check_positive_int(patience, "train.early_stopping.patience"))]
 
 
 def build_datamodule(cfg: Mapping, planets: Sequence[str], root: Path) -> SpectraDataModule:
