@@ -1,7 +1,7 @@
 """Design benchmark: the measurements behind the recogniser's defaults, each an ablation of one choice.
 
     python benchmarks/design.py [--only inputs,standardise,init,undetectable,precision,width,epochs,observation,batch,
-                                       prior] [--model dbn] [overrides...]
+                                       prior,profile] [--model dbn] [overrides...]
 
 Each variant trains the default model (``conf/model/dbn.yaml`` unless ``--model``) on the realistic set with one
 setting changed, through the project's own train and evaluate code, into a private MLflow store under
@@ -20,7 +20,10 @@ build/bench/design/, and is scored on the headline test set (whole grid, white n
   test's own convention alone (``observation=white``: the whole grid, white noise at data.snr): the price of one
   model for every coverage, so this choice also scores every model on the coverage presets (``evaluate.coverages``);
 * batch: 256 rows per step instead of 128, the fine-tuning rate scaled by sqrt(2) or 2 (does a step do more?);
-* prior: the whole-grid share of the coverage prior doubled to 0.3 (the headline test's case drawn more often).
+* prior: the whole-grid share of the coverage prior doubled to 0.3 (the headline test's case drawn more often);
+* profile: detection labels from the Delta chi^2 profiled over a continuum and the other gases' templates
+  (``labels.profile=gases``, robert.spectra.nuisance) instead of the plain one: every variant is scored on both
+  significance axes (``plain_*``, ``profiled_*``), whichever its labels use.
 Last line: one JSON object, variant -> macro-F1, worst completeness at feature S/N >= 10, worst false-alarm rate,
 training seconds (with ``width``, ``epochs``, ``observation``, ``batch`` or ``prior`` also over the presets:
 ``coverage_completeness_min``, ``coverage_false_alarm_rate_max``, ``coverage_macro_f1_mean``).
@@ -53,10 +56,13 @@ VARIANTS = {
     "batch": {"256, lr 1.4e-3": ["model.batch_size=256", "model.finetune.lr=1.4e-3"],
               "256, lr 2e-3": ["model.batch_size=256", "model.finetune.lr=2e-3"]},
     "prior": {"whole grid 0.3": ["observation.coverage.weights.full=0.3"]},
+    "profile": {"gases": ["labels.profile=gases"]},
 }
 # choices judged on the coverage presets too (evaluate.coverages from conf/evaluate.yaml, not skipped)
 WITH_COVERAGES = {"width", "epochs", "observation", "batch", "prior"}
-KEYS = ("macro_f1", "completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "accuracy")
+KEYS = ("macro_f1", "completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "accuracy",
+        "plain_completeness_snr_ge_10_min", "plain_completeness_snr_5_10_min",
+        "profiled_completeness_snr_ge_10_min", "profiled_completeness_snr_5_10_min")
 
 
 def run(label: str, overrides: list[str], coverages: bool = False) -> dict:

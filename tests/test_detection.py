@@ -17,6 +17,7 @@ from robert.physics.priors import TemperatureParameters
 from robert.simulate.generate import generate_planet
 from robert.simulate.shards import list_shards, read_shard
 from robert.spectra.detection import LabelSettings, State, gas_chi2, states, targets_and_weights
+from robert.spectra.nuisance import NuisanceBasis, gas_templates
 from robert.spectra.observation import ObservationPrior, Observer, PatternBank, network_inputs, observe
 
 
@@ -167,6 +168,7 @@ def test_an_old_shard_is_one_clear_error_naming_the_command(mixture_set, tmp_pat
     ({"kind": "detection", "min_chi2": -9}, r"labels.min_chi2 must be a number > 0; got -9"),
     ({"kind": "significance"}, r"unknown labels.kind 'significance'; expected one of: detection, injected"),
     ({"kind": "detection", "undetectable": "drop"}, r"unknown labels.undetectable 'drop'"),
+    ({"kind": "detection", "profile": "all"}, r"unknown labels.profile 'all'; expected one of: gases, none"),
 ])
 def test_bad_label_settings_are_one_line_errors(section, message):
     with pytest.raises(UserError, match=message):
@@ -247,3 +249,76 @@ def test_with_free_instrument_levels_the_network_reads_the_same_inputs_whatever_
 def test_a_single_pattern_bank_observes_every_row_the_same_way():
     bank = PatternBank.single(np.array([-1, 5, 5, 9, -1]))
     assert bank.segments.tolist() == [[-1, 0, 0, 1, -1]]
+
+
+def _bump(n_cells: int, centre: float, width: float) -> torch.Tensor:
+    return torch.exp(-0.5 * ((torch.arange(n_cells, dtype=torch.float64) - centre) / width) ** 2)
+
+
+def test_nuisance_columns_are_profiled_out_of_delta_chi2_as_a_weighted_least_squares_fit():
+    """Delta chi^2 profiled over nuisance columns (and the second instrument's level, in one fit) equals a weighted
+    least-squares fit by hand over the segments; a column left out of a pair's fit does not touch that pair; with
+    empty columns the fit is the instrument offset's alone, the closed form of the offsets-only path."""
+    segments = torch.tensor([[0, 0, 1, 1, 2, 2, -1, 3, 4, 5, -1, 6]])
+    groups = torch.tensor([[0, 0, 0, 0, 0, 0, -1, 1, 1, 1, -1, 1]])
+    sigma = torch.linspace(0.5, 1.5, 12, dtype=torch.float64)[None]
+    depth = torch.full((1, 12), 100.0, dtype=torch.float64)
+    ramp, template = torch.linspace(-1, 1, 12, dtype=torch.float64), _bump(12, 3.0, 1.5)
+    nuisance = torch.stack([ramp, template])[None]                          # (1, Q=2, W)
+    random = torch.randn(12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    delta = torch.stack([random, 4.0 * template, 4.0 * template])[None]    # (1, K=3, W)
+    exclude = torch.tensor([[[False, False], [False, False], [False, True]]])
+    profiled = observe(depth, segments, sigma, torch.Generator().manual_seed(2), delta, groups, nuisance,
+                       exclude).chi2[0]
+    ids = [[0, 1], [2, 3], [4, 5], [7], [8], [9], [11]]
+    weight = np.array([len(c) ** 2 / sum(sigma[0, i].item() ** 2 for i in c) for c in ids])  # 1/sigma_seg^2
+    mean = lambda v: np.array([v[c].mean().item() for c in ids])  # noqa: E731
+    offset = np.array([0, 0, 0, 1, 1, 1, 1], dtype=float)
+    for k, own_left_out in ((0, False), (1, False), (2, True)):
+        columns = [mean(ramp), offset] + ([] if own_left_out else [mean(template)])
+        design = np.stack(columns, 1) * np.sqrt(weight)[:, None]
+        target = mean(delta[0, k]) * np.sqrt(weight)
+        residual = target - design @ np.linalg.lstsq(design, target, rcond=None)[0]
+        assert profiled[k].item() == pytest.approx(float(residual @ residual), rel=1e-6, abs=1e-6)
+    assert profiled[1].item() == pytest.approx(0.0, abs=1e-6)  # another gas's template imitates it exactly
+    assert profiled[2].item() > 9.0                               # its own template is not a nuisance
+    empty = observe(depth, segments, sigma, torch.Generator().manual_seed(2), delta, groups,
+                    torch.zeros_like(nuisance)).chi2[0]
+    offsets_only = observe(depth, segments, sigma, torch.Generator().manual_seed(2), delta, groups).chi2[0]
+    torch.testing.assert_close(empty, offsets_only, rtol=1e-9, atol=1e-9)
+
+
+def test_a_gas_template_is_the_shared_shape_of_its_fingerprints():
+    """Fingerprints that are scaled copies of one band shape give that shape (unit norm, largest entry positive);
+    a gas that was never injected has no template."""
+    shape = _bump(40, 12.0, 3.0).numpy() - 0.3 * _bump(40, 25.0, 2.0).numpy()
+    scales = np.array([-2.0, 0.5, 1.5, -0.1])
+    delta = (scales[:, None] * shape).astype(np.float16)
+    pair_index = np.arange(4)[:, None]
+    pair_molecule = np.zeros((4, 1), dtype=np.int64)
+    templates = gas_templates(delta, pair_molecule, pair_index, n_molecules=2)
+    np.testing.assert_allclose(templates[0], shape / np.linalg.norm(shape), atol=2e-3)
+    assert not templates[1].any()
+
+
+def test_profiled_labels_do_not_detect_a_feature_another_gas_imitates():
+    """Gas 0's fingerprint is gas 1's band: a plain detection, but not once the other gases' templates are fitted;
+    gas 1's own band stays detected (its template is not its own nuisance), and profiling only ever lowers Delta
+    chi^2."""
+    n_cells = 80
+    wavelength = np.geomspace(1.0, 20.0, n_cells)
+    band0, band1 = _bump(n_cells, 20.0, 2.0), _bump(n_cells, 55.0, 2.0)
+    basis = NuisanceBasis.build(wavelength, torch.stack([band0, band1]).numpy() / np.sqrt(2 * np.pi ** 0.5 * 2))
+    depth = torch.full((2, n_cells), 1e-3)
+    raw = {"depth": depth, "injected": torch.tensor([[1.0, 0.0], [0.0, 1.0]]), "rows": torch.arange(2),
+           "delta": torch.stack([-3e-4 * band1, -3e-4 * band1]).float()[:, None, :],
+           "pair_molecule": torch.tensor([[0], [1]])}
+    observer = Observer(ObservationPrior.white(10.0), wavelength, {}, seed=0)
+    plain = observe_rows(raw, observer, torch.Generator().manual_seed(3), LabelSettings())
+    profiled = observe_rows(raw, observer, torch.Generator().manual_seed(3), LabelSettings(profile="gases"), basis)
+    assert plain.states.tolist() == [[State.DETECTED, State.ABSENT], [State.ABSENT, State.DETECTED]]
+    assert profiled.states.tolist() == [[State.UNDETECTABLE, State.ABSENT], [State.ABSENT, State.DETECTED]]
+    assert torch.all(profiled.chi2 <= plain.chi2 * (1 + 1e-6))
+    assert torch.equal(profiled.observation.values, plain.observation.values)  # the same draw either way
+    with pytest.raises(ValueError, match="labels.profile=gases needs the nuisance basis"):
+        observe_rows(raw, observer, torch.Generator().manual_seed(3), LabelSettings(profile="gases"))

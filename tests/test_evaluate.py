@@ -115,8 +115,16 @@ def test_metrics_json_holds_the_field_scores_and_the_coverage_table(evaluated):
         assert row["n_spectra"] == 24 and 0 <= row["macro_f1"] <= 1
         # trained on the whole grid (a prior without presets): only the whole grid has thresholds of its own
         assert row["threshold_coverage"] == ("full" if name == "full" else "any")
+        # profiling only lowers Delta chi^2: a coverage constrains no gas on the profiled axis that it does not on
+        # the plain one
+        assert set(filter(None, row["profiled_constrained"].split(","))) <= set(row["constrained"].split(","))
     assert metrics["threshold_coverage"] == "full"  # the headline set observes the whole grid
     assert metrics["champion"]["moved"] is False
+    # both significance axes: the plain one is the labels' own here; profiling only ever removes detections
+    axes = metrics["significance_axes"]
+    assert json.dumps(axes["plain"]["completeness_snr_ge_10"]) == json.dumps(metrics["completeness_snr_ge_10"])
+    assert 0 < axes["profiled"]["detected"] <= axes["plain"]["detected"]
+    assert metrics["profiled_completeness_snr_ge_10_min"] == axes["profiled"]["completeness_snr_ge_10_min"]
     # the plot tables
     snr = read_csv(out / "accuracy_vs_snr.csv")
     assert [row["snr"] for row in snr] == ["5", "10", "noiseless"]

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from robert.data.dataset import Spectra
 from robert.spectra.detection import LabelSettings, gas_chi2, states, targets_and_weights
+from robert.spectra.nuisance import NuisanceBasis
 from robert.spectra.observation import Observation, Observer
 
 
@@ -67,9 +68,17 @@ class RowFetcher(torch.utils.data.Dataset):
 
 
 def observe_rows(raw: dict[str, Tensor], observer: Observer, generator: torch.Generator,
-                 labels: LabelSettings) -> ObservedBatch:
-    """One observation of every row (a :class:`RowFetcher` item) and its labels under that observation."""
-    observation = observer(raw["depth"], generator, raw["delta"])
+                 labels: LabelSettings, basis: NuisanceBasis | None = None) -> ObservedBatch:
+    """One observation of every row (a :class:`RowFetcher` item) and its labels under that observation.
+
+    ``labels.profile`` "gases" profiles each gas's Delta chi^2 over ``basis`` (required then)."""
+    nuisance = exclude = None
+    if labels.profile == "gases":
+        if basis is None:
+            raise ValueError("labels.profile=gases needs the nuisance basis of the training set")
+        nuisance = basis.for_rows(raw["depth"].mean(1))
+        exclude = basis.exclusions(raw["pair_molecule"])
+    observation = observer(raw["depth"], generator, raw["delta"], nuisance, exclude)
     n_molecules = raw["injected"].shape[1]
     chi2 = gas_chi2(observation.chi2, raw["pair_molecule"].to(observation.chi2.device), n_molecules)
     state = states(chi2, raw["injected"], labels.min_chi2)
@@ -83,10 +92,10 @@ def _chunks(fetcher: RowFetcher, chunk: int) -> Iterator[dict[str, Tensor]]:
 
 
 def observe_split(fetcher: RowFetcher, observer: Observer, seed: int, labels: LabelSettings,
-                  chunk: int = 4096) -> ObservedBatch:
+                  chunk: int = 4096, basis: NuisanceBasis | None = None) -> ObservedBatch:
     """A whole split observed once from a fixed seed (validation and test sets), in chunks to bound memory."""
     generator = torch.Generator().manual_seed(seed)
-    parts = [observe_rows(raw, observer, generator, labels) for raw in _chunks(fetcher, chunk)]
+    parts = [observe_rows(raw, observer, generator, labels, basis) for raw in _chunks(fetcher, chunk)]
     return ObservedBatch(Observation.concat([p.observation for p in parts]),
                          *(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(ObservedBatch)[1:]))
 

@@ -28,6 +28,7 @@ from robert.errors import UserError
 from robert.simulate.shards import acceptance_attr
 from robert.spectra.coverage import Coverage, coverage_presets
 from robert.spectra.detection import LabelSettings
+from robert.spectra.nuisance import NuisanceBasis
 from robert.spectra.observation import ObservationPrior, Observer, PatternBank, PatternPrior, preset_segments
 from robert.spectra.transforms import stable_seed
 
@@ -110,6 +111,14 @@ class SpectraDataModule(pl.LightningDataModule):
         self.observer = Observer(self.prior, grid, self.presets, stable_seed("patterns", self.data["noise_seed"]))
 
     @cached_property
+    def nuisance_basis(self) -> NuisanceBasis:
+        """What a profiled Delta chi^2 fits besides the gas (``labels.profile``): from the training split."""
+        return self.split("train").nuisance_basis()
+
+    def _basis_for(self, labels: LabelSettings) -> NuisanceBasis | None:
+        return self.nuisance_basis if labels.profile == "gases" else None
+
+    @cached_property
     def presets(self) -> dict[str, Coverage]:
         """The coverage presets of ``conf/instrument/`` on this set's grid."""
         return coverage_presets(self.root / "conf", self.wavelength_um)
@@ -152,21 +161,25 @@ class SpectraDataModule(pl.LightningDataModule):
         return Observer(prior or self.prior, self.wavelength_um, self.presets, seed, bank)
 
     def observed_set(self, name: str, prior: ObservationPrior | None = None, key: str = "training prior",
-                     bank: PatternBank | None = None) -> ObservedBatch:
-        """Split ``name`` observed once from a fixed seed under ``prior`` (default: the training prior)."""
-        cache_key = f"{name}/{key}"
+                     bank: PatternBank | None = None, labels: LabelSettings | None = None) -> ObservedBatch:
+        """Split ``name`` observed once from a fixed seed under ``prior`` (default: the training prior), labelled by
+        ``labels`` (default: the configured ones; the same observation under any labels: they draw no noise)."""
+        labels = labels or self.labels
+        cache_key = f"{name}/{key}" + ("" if labels == self.labels else f"/{labels}")
         if cache_key not in self._observed:
             self.setup()
             observer = self.observer if prior is None and bank is None else self.observer_for(
                 prior, bank, stable_seed("patterns", self.data["noise_seed"], key))
             self._observed[cache_key] = observe_split(self.fetcher(name), observer,
-                                                      stable_seed(name, self.data["noise_seed"], key), self.labels)
+                                                      stable_seed(name, self.data["noise_seed"], key), labels,
+                                                      basis=self._basis_for(labels))
         return self._observed[cache_key]
 
-    def test_set(self, snr: float | None = ..., split: str = "test") -> ObservedBatch:
+    def test_set(self, snr: float | None = ..., split: str = "test", labels: LabelSettings | None = None
+                 ) -> ObservedBatch:
         """The headline set at any SNR: the whole grid, white noise sigma = mean(depth)/snr (None: noiseless)."""
         snr = self.snr if snr is ... else snr
-        return self.observed_set(split, ObservationPrior.white(snr), f"white@{snr}")
+        return self.observed_set(split, ObservationPrior.white(snr), f"white@{snr}", labels=labels)
 
     def scaling_sample(self, n_rows: int = 20000) -> ObservedBatch:
         """Up to ``n_rows`` training spectra as the network sees them (training prior, fixed seed)."""
@@ -199,7 +212,7 @@ class SpectraDataModule(pl.LightningDataModule):
                                                                   epoch, rank))
             self._noise = (epoch, generator)
         assert self.observer is not None
-        return observe_rows(batch, self.observer, self._noise[1], self.labels)
+        return observe_rows(batch, self.observer, self._noise[1], self.labels, self._basis_for(self.labels))
 
 
 __all__ = ["EpochBatchSampler", "EpochSampler", "SpectraDataModule"]

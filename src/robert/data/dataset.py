@@ -17,6 +17,7 @@ import numpy as np
 
 from robert.errors import UserError
 from robert.simulate.shards import geometry_dataset_dir, list_shards, read_shard
+from robert.spectra.nuisance import NuisanceBasis, gas_templates
 from robert.spectra.transforms import stable_seed
 
 SPLITS = ("train", "val", "test")
@@ -104,6 +105,12 @@ class Spectra:
         rows, slots = np.nonzero(self.pair_index >= 0)
         out[rows, self.pair_molecule[rows, slots]] = norms[self.pair_index[rows, slots]]
         return out
+
+    def nuisance_basis(self) -> NuisanceBasis:
+        """What a profiled Delta chi^2 fits besides the gas (:mod:`robert.spectra.nuisance`): this set's gases'
+        templates (of the training split, as the data module uses it) and a continuum on its grid."""
+        return NuisanceBasis.build(self.wavelength_um, gas_templates(self.delta, self.pair_molecule, self.pair_index,
+                                                                     len(self.molecules)))
 
     def vmr(self) -> np.ndarray:
         """(N, M) injected volume mixing ratios."""

@@ -42,5 +42,6 @@ def context_inputs(network: Recogniser, depth: np.ndarray, wavelength_um: np.nda
 def observed_rows(spectra: Spectra, rows: np.ndarray, labels: LabelSettings, snr: float, seed: int) -> ObservedBatch:
     """Training ``rows`` observed white at ``snr``, with each gas's detection state under that observation."""
     generator = torch.Generator().manual_seed(seed)
+    basis = spectra.nuisance_basis() if labels.profile == "gases" else None
     return observe_rows(RowFetcher(spectra)[torch.as_tensor(rows, dtype=torch.long)],
-                        white_observer(spectra.wavelength_um, snr), generator, labels)
+                        white_observer(spectra.wavelength_um, snr), generator, labels, basis)

@@ -13,6 +13,10 @@ Every (spectrum, gas) pair is in one of three states:
   is better was measured on the realistic set (``python benchmarks/design.py``, docs/training.md); metrics
   always score the three states apart.
 
+``labels.profile: gases`` uses the Delta chi^2 left after a smooth continuum and every other gas's template are
+fitted (:mod:`robert.spectra.nuisance`): a feature another gas can imitate is then not a detection; ``none`` (the
+default) is the plain with/without comparison.
+
 ``labels.kind: injected`` keeps the paper's protocol: the target is 1 for every injected gas, however faint.
 """
 
@@ -29,6 +33,7 @@ from robert.config_checks import check_choice, check_mapping, check_number
 
 LABEL_KINDS = ("detection", "injected")
 UNDETECTABLE_POLICIES = ("negative", "ignore")
+PROFILES = ("none", "gases")
 
 
 class State(IntEnum):
@@ -44,6 +49,7 @@ class LabelSettings:
     kind: str = "detection"
     min_chi2: float = 9.0
     undetectable: str = "negative"
+    profile: str = "none"
 
     @classmethod
     def from_config(cls, section: Mapping, field: str = "labels") -> LabelSettings:
@@ -52,12 +58,14 @@ class LabelSettings:
         min_chi2 = check_number(section.get("min_chi2", 9.0), f"{field}.min_chi2", minimum=0.0, strictly_above=True)
         undetectable = check_choice(section.get("undetectable", "negative"), f"{field}.undetectable",
                                     UNDETECTABLE_POLICIES)
-        return cls(str(kind), min_chi2, str(undetectable))
+        profile = check_choice(section.get("profile", "none"), f"{field}.profile", PROFILES)
+        return cls(str(kind), min_chi2, str(undetectable), str(profile))
 
     def describe(self) -> str:
         if self.kind == "injected":
             return "injected"
-        return f"detection (chi2>={self.min_chi2:g}, undetectable {self.undetectable})"
+        profiled = ", profiled over the other gases" if self.profile == "gases" else ""
+        return f"detection (chi2>={self.min_chi2:g}{profiled}, undetectable {self.undetectable})"
 
 
 def gas_chi2(pair_chi2: Tensor, pair_molecule: Tensor, n_molecules: int) -> Tensor:
@@ -87,4 +95,4 @@ def targets_and_weights(state: Tensor, settings: LabelSettings) -> tuple[Tensor,
     return target, torch.ones_like(target)
 
 
-__all__ = ["LABEL_KINDS", "LabelSettings", "State", "gas_chi2", "states", "targets_and_weights"]
+__all__ = ["LABEL_KINDS", "PROFILES", "LabelSettings", "State", "gas_chi2", "states", "targets_and_weights"]

@@ -38,6 +38,7 @@ from robert.config_checks import check_mapping, check_number, check_positive_int
 from robert.errors import UserError
 from robert.spectra.coverage import Coverage
 from robert.spectra.noise import NoiseShapes
+from robert.spectra.nuisance import profile_nuisance
 from robert.spectra.transforms import value_range
 
 PATTERN_FAMILIES = ("full", "preset", "union", "subrange", "binned", "gapped")
@@ -269,15 +270,25 @@ def _segment_sum(values: Tensor, index: Tensor, size: int) -> Tensor:
                                                                                     values.flatten())
 
 
+def _row_segment_sums(values: Tensor, row_index: Tensor) -> Tensor:
+    """(B, Q, W) per-cell values -> (B, Q, W) sums over each row's segments, segment s in slot s (unobserved: none)."""
+    n_rows, n_values, n_cells = values.shape
+    return torch.zeros(n_rows, n_values, n_cells + 1, device=values.device, dtype=values.dtype).scatter_add_(
+        2, row_index[:, None, :].expand(n_rows, n_values, n_cells), values)[..., :n_cells]
+
+
 def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generator: torch.Generator | None,
-            delta: Tensor | None = None, groups: Tensor | None = None) -> Observation:
+            delta: Tensor | None = None, groups: Tensor | None = None, nuisance: Tensor | None = None,
+            exclude: Tensor | None = None) -> Observation:
     """Observe clean spectra ``depth`` (B, W) through ``segments`` (B, W) with per-cell errors ``cell_sigma``.
 
     ``cell_sigma`` None is noiseless (the error channel is then 0 and ``chi2`` infinite where a difference is
     non-zero). ``delta`` (B, K, W): clean differences D_with - D_without of K gases per row (zeros for padding);
     their Delta chi^2 over the segments is returned in ``Observation.chi2``. ``groups`` (B, W): the instrument
     group of each cell; given, the level of every group but the first is a free parameter, profiled out of
-    Delta chi^2 (:func:`profile_offsets`), as a retrieval fits an offset per instrument.
+    Delta chi^2 (:func:`profile_offsets`), as a retrieval fits an offset per instrument. ``nuisance`` (B, Q, W):
+    columns that every difference is profiled over as well (with those offsets, in one fit), ``exclude`` (B, K, Q)
+    leaving a column out of a difference's fit (:func:`robert.spectra.nuisance.profile_nuisance`).
 
     Written for speed on CPU as well as GPU (this runs on every training batch): blends by a float mask and
     ``index_select`` where ``torch.where`` and advanced indexing are several times slower on CPU (measured,
@@ -309,16 +320,26 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
         n_rows, n_gases, n_cells = delta.shape
         # per-row segment sums of every gas's difference: row b's segment s in slot s, unobserved in slot W
         row_index = (index - torch.arange(n_rows, device=depth.device)[:, None] * n_cells).clamp(max=n_cells)
-        delta_sum = torch.zeros(n_rows, n_gases, n_cells + 1, device=depth.device, dtype=depth.dtype).scatter_add_(
-            2, row_index[:, None, :].expand(n_rows, n_gases, n_cells), delta.to(depth.dtype))[..., :n_cells]
+        delta_sum = _row_segment_sums(delta.to(depth.dtype), row_index)
         variance = variance_sum[:-1].view(n_rows, 1, n_cells)
         with torch.no_grad():
             # (Delta D_seg / sigma_seg)^2 = (sum of Delta D)^2 / (sum of sigma^2): the cell counts cancel;
             # a difference with zero error (noiseless) is infinitely significant
             weight = torch.where(variance > 0, variance.reciprocal(), 0.0)
             chi2 = (delta_sum.square() * weight).sum(dim=2)
-            if groups is not None:
-                counts_row = counts[:-1].view(n_rows, 1, n_cells)
+            counts_row = counts[:-1].view(n_rows, 1, n_cells)
+            if nuisance is not None:
+                column_sum = _row_segment_sums(nuisance.to(depth.dtype), row_index)
+                if exclude is None:
+                    exclude = torch.zeros(n_rows, n_gases, nuisance.shape[1], dtype=torch.bool, device=depth.device)
+                if groups is not None:  # an offset of instrument g adds its level to every cell of g's segments
+                    segment_group = _segment_groups(groups, row_index)
+                    levels = torch.arange(1, max(int(segment_group.max().item()) + 1, 1), device=depth.device)
+                    offsets = (segment_group[:, None, :] == levels[None, :, None]) * counts_row
+                    column_sum = torch.cat([column_sum, offsets.to(column_sum.dtype)], 1)
+                    exclude = torch.cat([exclude, exclude.new_zeros(n_rows, n_gases, len(levels))], 2)
+                chi2 = profile_nuisance(delta_sum, column_sum, weight, exclude)
+            elif groups is not None:
                 chi2 = profile_offsets(chi2, delta_sum * counts_row * weight, counts_row.square() * weight,
                                        groups, row_index)
             # a segment with cells but no error (noiseless, or zero sigma) makes any difference over it infinitely
@@ -331,6 +352,14 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
     return Observation(values, sigma, mask, chi2, groups)
 
 
+def _segment_groups(groups: Tensor, row_index: Tensor) -> Tensor:
+    """(B, W) instrument group of each segment slot (-1: no segment): all cells of a segment share their group."""
+    n_rows, n_cells = groups.shape
+    segment_group = torch.full((n_rows, n_cells + 1), -1, dtype=torch.long, device=groups.device)
+    segment_group.scatter_(1, row_index, groups.long())
+    return segment_group[:, :n_cells]
+
+
 def profile_offsets(chi2: Tensor, weighted_delta: Tensor, weight: Tensor, groups: Tensor,
                     row_index: Tensor) -> Tensor:
     """Delta chi^2 (B, K) with a free level offset for every instrument group but the first, profiled out.
@@ -340,11 +369,9 @@ def profile_offsets(chi2: Tensor, weighted_delta: Tensor, weight: Tensor, groups
     Fitting an offset c_g to the difference over group g's segments removes (sum_g w Delta D)^2 / sum_g w from
     the sum of squares (weighted least squares of a constant): what is left is the part of the fingerprint no
     level shift between instruments can mimic."""
-    n_rows, n_cells = groups.shape
     # each segment's group (all cells of a segment share it), then per-group sums over segments
-    segment_group = torch.full((n_rows, n_cells + 1), -1, dtype=torch.long, device=groups.device)
-    segment_group.scatter_(1, row_index, groups.long())
-    segment_group = segment_group[:, :n_cells]
+    segment_group = _segment_groups(groups, row_index)
+    n_rows = segment_group.shape[0]
     n_groups = int(segment_group.max().item()) + 1
     if n_groups < 2:
         return chi2
@@ -528,7 +555,9 @@ class Observer:
         shapes = 1 if set(prior.noise.weights) == {"white"} else n_shapes
         self.shapes = prior.noise.sample(self.wavelength_um, shapes, torch.Generator().manual_seed(seed))
 
-    def __call__(self, depth: Tensor, generator: torch.Generator, delta: Tensor | None = None) -> Observation:
+    def __call__(self, depth: Tensor, generator: torch.Generator, delta: Tensor | None = None,
+                 nuisance: Tensor | None = None, exclude: Tensor | None = None) -> Observation:
+        """One observation of every row of ``depth``; ``delta``, ``nuisance``, ``exclude``: see :func:`observe`."""
         n = depth.shape[0]
         cpu = torch.device("cpu")
         # draws on a CPU generator in a fixed order: the same observation on any device
@@ -536,7 +565,7 @@ class Observer:
         pattern = torch.randint(len(self.bank), (n,), generator=gen)
         segments = self.bank.segments[pattern].to(depth.device)
         if self.prior.snr is None:
-            return observe(depth, segments, None, None, delta)
+            return observe(depth, segments, None, None, delta, nuisance=nuisance, exclude=exclude)
         snr = log_uniform(*self.prior.snr, n, gen)
         shape = self.shapes[torch.randint(len(self.shapes), (n,), generator=gen)]
         sigma = cell_sigma_for(depth, segments >= 0, snr.to(depth.device, depth.dtype), shape.to(depth.device))
@@ -544,7 +573,7 @@ class Observer:
         if self.prior.offsets is not None:  # drawn only when configured: other priors keep their random stream
             groups = self.bank.groups[pattern].to(depth.device)
             depth = depth + self._offsets(depth, groups, gen)
-        return observe(depth, segments, sigma, generator, delta, groups)
+        return observe(depth, segments, sigma, generator, delta, groups, nuisance, exclude)
 
     def _offsets(self, depth: Tensor, groups: Tensor, gen: torch.Generator | None) -> Tensor:
         """(B, W) level offset of each cell: 0 in the first instrument group, c_g ~ N(0, s <D>) in the others."""

@@ -29,6 +29,7 @@ import csv
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,9 +126,8 @@ def scores(predict: Predictor, batch: ObservedBatch, spectra_vmr: np.ndarray, mo
     injected = (batch.states != int(State.ABSENT)).numpy()
     out = classification_metrics(probs, batch.targets.numpy(), molecules, batch.weights.numpy(), injected,
                                  thresholds)
-    log10_vmr = np.log10(np.clip(spectra_vmr[batch.rows.numpy()].astype(np.float64), 1e-300, None))
-    report = detection_report(probs, injected, batch.chi2.numpy(), log10_vmr, molecules, groups,
-                              thresholds=thresholds)
+    report = detection_report(probs, injected, batch.chi2.numpy(), log10_vmr_of(spectra_vmr, batch), molecules,
+                              groups, thresholds=thresholds)
     grouped = [m for g in groups for m in g]
     out |= report | {
         "completeness_snr_ge_10_min": worst(report["completeness_snr_ge_10"], grouped),
@@ -138,6 +138,40 @@ def scores(predict: Predictor, batch: ObservedBatch, spectra_vmr: np.ndarray, mo
     if outside.any() and grouped:
         out["accuracy_outside_groups"] = float((probs[outside].argmax(1) == injected[outside].argmax(1)).mean())
     return out, probs
+
+
+def log10_vmr_of(vmr: np.ndarray, batch: ObservedBatch) -> np.ndarray:
+    """(B, M) log10 mixing ratio of each gas of each row of ``batch`` (``vmr``: its split's, (N, M))."""
+    return np.log10(np.clip(vmr[batch.rows.numpy()].astype(np.float64), 1e-300, None))
+
+
+def report_on(labelled: ObservedBatch, probs: np.ndarray, batch: ObservedBatch, vmr: np.ndarray,
+              molecules: list[str], groups: Sequence[Sequence[str]], thresholds: np.ndarray) -> dict[str, Any]:
+    """The detection report of the calls on ``batch`` with the feature S/N of ``labelled`` (the same observation
+    under other labels: :meth:`SpectraDataModule.observed_set`)."""
+    injected = (batch.states != int(State.ABSENT)).numpy()
+    return detection_report(probs, injected, labelled.chi2.numpy(), log10_vmr_of(vmr, batch), molecules, groups,
+                            thresholds=thresholds)
+
+
+def significance_axes(probs: np.ndarray, datamodule: SpectraDataModule, batch: ObservedBatch, vmr: np.ndarray,
+                      groups: Sequence[Sequence[str]], thresholds: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Completeness of the same calls on both significance axes: ``plain`` (the gas's fingerprint against the same
+    atmosphere without it) and ``profiled`` (what is left after a continuum and the other gases' templates are
+    fitted: :mod:`robert.spectra.nuisance`), whichever the labels use. ``batch``: the headline test set."""
+    grouped = [m for g in groups for m in g]
+    injected = (batch.states != int(State.ABSENT)).numpy()
+    axes = {}
+    for axis, profile in (("plain", "none"), ("profiled", "gases")):
+        labelled = batch if datamodule.labels.profile == profile else datamodule.test_set(
+            labels=replace(datamodule.labels, profile=profile))
+        report = report_on(labelled, probs, batch, vmr, datamodule.molecules, groups, thresholds)
+        axes[axis] = {"detected": int((labelled.chi2.numpy() >= datamodule.labels.min_chi2)[injected].sum()),
+                      "completeness_snr_ge_10_min": worst(report["completeness_snr_ge_10"], grouped),
+                      "completeness_snr_5_10_min": worst(report["completeness_snr_5_10"], grouped),
+                      "completeness_snr_ge_10": report["completeness_snr_ge_10"],
+                      "completeness_snr_5_10": report["completeness_snr_5_10"]}
+    return axes
 
 
 def score_of(metrics: Mapping, cfg: Mapping) -> float:
@@ -160,21 +194,29 @@ def coverage_evaluation(predict: Predictor, datamodule: SpectraDataModule, cfg: 
                         groups: Sequence[Sequence[str]], thresholds: DetectionThresholds) -> list[dict[str, Any]]:
     """Per coverage preset, at ``evaluate.coverage_snr`` with the training prior's error shapes: completeness at
     feature S/N >= 10 of each gas it constrains (>= MIN_PAIRS such test gases), false alarms, and whose thresholds
-    its spectra were called at."""
+    its spectra were called at; the same completeness on the profiled axis (``profiled_*``: the gases a coverage
+    constrains once the other gases and a continuum are fitted, :mod:`robert.spectra.nuisance`)."""
     snr = float(cfg["evaluate"]["coverage_snr"])
     rows = []
     vmr = datamodule.split("test").vmr()
+    grouped = [m for g in groups for m in g]
     for name in cfg["evaluate"]["coverages"]:
         prior, bank = datamodule.preset_view(name, (snr, snr), "evaluate.coverages")
-        batch = datamodule.observed_set("test", prior, f"coverage/{name}@{snr}", bank)
-        result, _ = scores(predict, batch, vmr, datamodule.molecules, groups, thresholds)
+        key = f"coverage/{name}@{snr}"
+        batch = datamodule.observed_set("test", prior, key, bank)
+        result, probs = scores(predict, batch, vmr, datamodule.molecules, groups, thresholds)
         constrained = constrained_completeness(result, batch)
-        grouped = [m for g in groups for m in g]
+        profiled = datamodule.observed_set("test", prior, key, bank, replace(datamodule.labels, profile="gases"))
+        profiled_constrained = constrained_completeness(
+            report_on(profiled, probs, batch, vmr, datamodule.molecules, groups, thresholds_for(batch, thresholds)),
+            profiled)
         rows.append({"coverage": name, "n_spectra": len(batch),
                      "threshold_coverage": thresholds.basis(batch.observation.mask[:1].cpu().numpy())[0],
                      "constrained": ",".join(constrained),
                      "completeness_snr_ge_10_min": worst(constrained, grouped),
                      "false_alarm_rate_max": result["false_alarm_rate_max"], "macro_f1": result["macro_f1"],
+                     "profiled_constrained": ",".join(profiled_constrained),
+                     "profiled_completeness_snr_ge_10_min": worst(profiled_constrained, grouped),
                      **{f"completeness_{m}": v for m, v in constrained.items()}})
     return rows
 
@@ -261,6 +303,7 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
     called_at = thresholds_for(batch, thresholds)  # the whole grid's: every test spectrum observes every cell
     metrics, probs = scores(predict, batch, vmr, molecules, groups, called_at)
     injected = (batch.states != int(State.ABSENT)).numpy()
+    axes = significance_axes(probs, datamodule, batch, vmr, groups, called_at)
     files = write_confusion(confusion_matrix(probs, injected if cfg["labels"]["kind"] == "injected"
                                              else batch.targets.numpy(), called_at), molecules, out_dir, title)
     reliability_files, calibration_errors = write_reliability(probs, batch.targets.numpy(), molecules,
@@ -308,6 +351,9 @@ def evaluate(cfg: Mapping, root: Path, planet_choice: str | None = None) -> dict
                                                          "completeness_vs_log10_vmr",
                                                          "grouped_completeness_vs_feature_snr")},
         **calibration_errors,
+        "significance_axes": axes,
+        **{f"{axis}_{key}": values[key] for axis, values in axes.items()
+           for key in ("completeness_snr_ge_10_min", "completeness_snr_5_10_min")},
         "f1": {m: v["f1"] for m, v in metrics["per_molecule"].items()},
         "thresholds": dict(zip(molecules, called_at[0].tolist(), strict=True)),
         "threshold_coverage": thresholds.basis(batch.observation.mask[:1].cpu().numpy())[0],

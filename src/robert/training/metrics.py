@@ -137,12 +137,6 @@ def _share(called: np.ndarray, members: np.ndarray) -> float:
     return float(called[members].mean()) if members.any() else float("nan")
 
 
-def worst(values: dict[str, float], exclude: Sequence[str] = ()) -> float:
-    """The minimum (completeness) or maximum (false alarms: pass ``max``) over molecules, NaNs skipped."""
-    finite = [v for k, v in values.items() if k not in exclude and np.isfinite(v)]
-    return float(min(finite)) if finite else float("nan")
-
-
 def confusion_matrix(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
     """(M, M) counts: rows true molecule, columns predicted (argmax when every row holds one gas).
 
@@ -191,4 +185,4 @@ def write_confusion(matrix: np.ndarray, molecules: list[str], directory: Path, t
 
 
 __all__ = ["SNR_BIN_EDGES", "calls_at", "classification_metrics", "completeness_by", "confusion_matrix",
-           "confusion_pairs", "detection_report", "worst", "write_confusion"]
+           "confusion_pairs", "detection_report", "write_confusion"]
