@@ -1,7 +1,7 @@
 """Design benchmark: the measurements behind the recogniser's defaults, each an ablation of one choice.
 
     python benchmarks/design.py [--only inputs,standardise,init,undetectable,precision,width,epochs,observation,batch,
-                                       prior,profile] [--model dbn] [overrides...]
+                                       prior,profile,steps,data] [--model dbn] [overrides...]
 
 Each variant trains the default model (``conf/model/dbn.yaml`` unless ``--model``) on the realistic set with one
 setting changed, through the project's own train and evaluate code, into a private MLflow store under
@@ -23,7 +23,12 @@ build/bench/design/, and is scored on the headline test set (whole grid, white n
 * prior: the whole-grid share of the coverage prior doubled to 0.3 (the headline test's case drawn more often);
 * profile: detection labels from the Delta chi^2 profiled over a continuum and the other gases' templates
   (``labels.profile=gases``, robert.spectra.nuisance) instead of the plain one: every variant is scored on both
-  significance axes (``plain_*``, ``profiled_*``), whichever its labels use.
+  significance axes (``plain_*``, ``profiled_*``), whichever its labels use;
+* steps: half the batch (64 rows) at the same rate, twice the optimiser steps per epoch (is the DBN short of
+  updates rather than of epochs?);
+* data: twice the training atmospheres (8,000 per planet, generated first with ``python src/generate.py planet=all
+  dataset.spectra_per_planet=8000 dataset.out_dir=build/datasets-8k``; its test split is drawn from those 8,000,
+  so it is scored on other test spectra of the same prior): is it short of data rather than of epochs?
 Last line: one JSON object, variant -> macro-F1, worst completeness at feature S/N >= 10, worst false-alarm rate,
 training seconds (with ``width``, ``epochs``, ``observation``, ``batch`` or ``prior`` also over the presets:
 ``coverage_completeness_min``, ``coverage_false_alarm_rate_max``, ``coverage_macro_f1_mean``).
@@ -57,6 +62,8 @@ VARIANTS = {
               "256, lr 2e-3": ["model.batch_size=256", "model.finetune.lr=2e-3"]},
     "prior": {"whole grid 0.3": ["observation.coverage.weights.full=0.3"]},
     "profile": {"gases": ["labels.profile=gases"]},
+    "steps": {"batch 64": ["model.batch_size=64"]},
+    "data": {"8,000 per planet": ["dataset.spectra_per_planet=8000", "dataset.out_dir=build/datasets-8k"]},
 }
 # choices judged on the coverage presets too (evaluate.coverages from conf/evaluate.yaml, not skipped)
 WITH_COVERAGES = {"width", "epochs", "observation", "batch", "prior"}
