@@ -46,7 +46,7 @@ from record import machine as machine_description
 from robert.data.dataset import resolve_planets
 from robert.inference.package import detection_thresholds
 from robert.inference.thresholds import ThresholdSettings
-from robert.training.evaluate import evaluate, scores
+from robert.training.evaluate import evaluate, scores, significance_axes, thresholds_for
 from robert.training.train import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +59,9 @@ PART_KEYS = {"realistic": ("completeness_snr_ge_10_min", "completeness_snr_5_10_
              "single": ("single",),
              "mixture": ("mixture_macro_f1", "mixture"),
              "paper": ("paper_test_accuracy", "paper_test_accuracy_8", "paper")}
+# reported beside the headline, not part of "not worse": the worst gas's completeness on the profiled significance axis
+# (robert.spectra.nuisance), where a band another gas imitates no longer counts as detectable
+AXES = ("profiled_completeness_snr_ge_10_min",)
 # metrics where lower is better (the others: higher)
 LOWER_IS_BETTER = ("false_alarm_rate_max", "hamming_loss")
 SHORT_EPOCHS = 6  # fine-tuning epochs of the shortened recipe (at 4 its macro-F1 stayed below the baseline's)
@@ -107,7 +110,7 @@ def train_and_evaluate(name: str, *overrides: str, profile: bool = False) -> dic
     result, seconds = timed_training(cfg, ROOT)
     cfg["evaluate"]["model_version"] = result.registered_version
     summary = evaluate(cfg, ROOT)
-    out = {k: round(float(summary[k]), 4) for k in HEADLINE if k in summary}
+    out = {k: round(float(summary[k]), 4) for k in (*HEADLINE, *AXES) if k in summary}
     print(f"{name}: {out} in {seconds:.0f} s", flush=True)
     return out | {"train_seconds": round(seconds, 1)} | ({"profile": profile_of(result, seconds)} if profile else {})
 
@@ -142,9 +145,11 @@ def random_forest(*overrides: str, n_estimators: int = 100) -> dict:
     thresholds = detection_thresholds(predict, datamodule, ThresholdSettings.from_config(cfg["inference"]),
                                       int(cfg["seed"]))
     test = datamodule.test_set()
-    result, _ = scores(predict, test, datamodule.split("test").vmr(), datamodule.molecules,
-                       cfg["evaluate"]["degenerate_groups"], thresholds)
-    out = {k: round(float(result[k]), 4) for k in HEADLINE if k in result}
+    vmr, groups = datamodule.split("test").vmr(), cfg["evaluate"]["degenerate_groups"]
+    result, probs = scores(predict, test, vmr, datamodule.molecules, groups, thresholds)
+    axes = significance_axes(probs, datamodule, test, vmr, groups, thresholds_for(test, thresholds))
+    result["profiled_completeness_snr_ge_10_min"] = axes["profiled"]["completeness_snr_ge_10_min"]
+    out = {k: round(float(result[k]), 4) for k in (*HEADLINE, *AXES) if k in result}
     print(f"forest: {out} in {seconds:.0f} s", flush=True)
     return out | {"train_seconds": round(seconds, 1)}
 
