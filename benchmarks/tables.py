@@ -133,7 +133,8 @@ def significance_table() -> str:
     and how many of the injected test gases each axis counts as detected."""
     blocks = []
     for regime in ("emission", "transmission"):
-        axes = (metrics(regime) or {}).get("significance_axes")
+        scores = metrics(regime) or {}
+        axes = scores.get("significance_axes")
         if not axes:
             continue
         plain, profiled = axes["plain"], axes["profiled"]
@@ -142,7 +143,7 @@ def significance_table() -> str:
         rows.append(["detected test gases", str(plain["detected"]), str(profiled["detected"])])
         blocks.append(f"{regime}, headline test set (results/{regime}/metrics.json):\n\n" + table(
             ["gas", "completeness, plain S/N ≥ 10", "completeness, profiled S/N ≥ 10"], rows))
-        presets = [(name, row) for name, row in metrics(regime).get("coverage", {}).items()
+        presets = [(name, row) for name, row in scores.get("coverage", {}).items()
                    if "profiled_constrained" in row]
         if presets:
             count = lambda names: str(len([n for n in names.split(",") if n]))  # noqa: E731

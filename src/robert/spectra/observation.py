@@ -326,9 +326,8 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
             # (Delta D_seg / sigma_seg)^2 = (sum of Delta D)^2 / (sum of sigma^2): the cell counts cancel;
             # a difference with zero error (noiseless) is infinitely significant
             weight = torch.where(variance > 0, variance.reciprocal(), 0.0)
-            chi2 = (delta_sum.square() * weight).sum(dim=2)
             counts_row = counts[:-1].view(n_rows, 1, n_cells)
-            if nuisance is not None:
+            if nuisance is not None:  # the plain sum is taken inside, in float64, with the fit
                 column_sum = _row_segment_sums(nuisance.to(depth.dtype), row_index)
                 if exclude is None:
                     exclude = torch.zeros(n_rows, n_gases, nuisance.shape[1], dtype=torch.bool, device=depth.device)
@@ -339,9 +338,11 @@ def observe(depth: Tensor, segments: Tensor, cell_sigma: Tensor | None, generato
                     column_sum = torch.cat([column_sum, offsets.to(column_sum.dtype)], 1)
                     exclude = torch.cat([exclude, exclude.new_zeros(n_rows, n_gases, len(levels))], 2)
                 chi2 = profile_nuisance(delta_sum, column_sum, weight, exclude)
-            elif groups is not None:
-                chi2 = profile_offsets(chi2, delta_sum * counts_row * weight, counts_row.square() * weight,
-                                       groups, row_index)
+            else:
+                chi2 = (delta_sum.square() * weight).sum(dim=2)
+                if groups is not None:
+                    chi2 = profile_offsets(chi2, delta_sum * counts_row * weight, counts_row.square() * weight,
+                                           groups, row_index)
             # a segment with cells but no error (noiseless, or zero sigma) makes any difference over it infinitely
             # significant; a slot without cells holds no difference. Checked per pair only where such a segment is
             # (with noise there is none: this skips a pass over every difference)

@@ -163,8 +163,8 @@ def significance_axes(probs: np.ndarray, datamodule: SpectraDataModule, batch: O
     injected = (batch.states != int(State.ABSENT)).numpy()
     axes = {}
     for axis, profile in (("plain", "none"), ("profiled", "gases")):
-        labelled = batch if datamodule.labels.profile == profile else datamodule.test_set(
-            labels=replace(datamodule.labels, profile=profile))
+        # the headline set itself where the labels already use this axis (the data module caches by labels)
+        labelled = datamodule.test_set(labels=replace(datamodule.labels, profile=profile))
         report = report_on(labelled, probs, batch, vmr, datamodule.molecules, groups, thresholds)
         axes[axis] = {"detected": int((labelled.chi2.numpy() >= datamodule.labels.min_chi2)[injected].sum()),
                       "completeness_snr_ge_10_min": worst(report["completeness_snr_ge_10"], grouped),
