@@ -1,14 +1,16 @@
 """Design benchmark: the measurements behind the recogniser's defaults, each an ablation of one choice.
 
-    python benchmarks/design.py [--only inputs,standardise,init,undetectable,precision,width,epochs,observation,batch,
-                                       prior,profile,steps,data] [--model dbn] [overrides...]
+    python benchmarks/design.py [--only inputs,continuum,standardise,init,undetectable,precision,width,epochs,
+                                       observation,batch,prior,profile,steps,data] [--model dbn] [overrides...]
 
 Each variant trains the default model (``conf/model/dbn.yaml`` unless ``--model``) on the realistic set with one
 setting changed, through the project's own train and evaluate code, into a private MLflow store under
 build/bench/design/, and is scored on the headline test set (whole grid, white noise at data.snr):
 
-* inputs: the channels the network reads ([depth, white] | [depth, white, mask]; the paper's [depth] alone is
-  the paper regime's, in benchmarks/train.py);
+* inputs: the channels the network reads ([depth, detrended] | with a mask channel too; the paper's [depth] alone
+  is the paper regime's, in benchmarks/train.py);
+* continuum: what the second channel measures a cell's deviation from, in sigma: the spectrum's own quadratic
+  continuum in log wavelength (``detrended``, the default) or its mean (``white``);
 * standardise: per-input standardisation of what the classifier reads, on or off;
 * init: where the DBN's fine-tuning starts (Glorot weights | the pre-trained stack, as the paper's DBN);
 * undetectable: an injected gas below the detection threshold as a negative target or left out of the loss
@@ -48,9 +50,10 @@ from robert.training.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench" / "design"
-# each choice's alternatives to the defaults (inputs [depth, white], standardised, Glorot start, negative)
+# each choice's alternatives to the defaults (inputs [depth, detrended], standardised, Glorot start, negative)
 VARIANTS = {
-    "inputs": {"depth+white+mask": ["model.inputs=[depth,white,mask]"]},
+    "inputs": {"depth+detrended+mask": ["model.inputs=[depth,detrended,mask]"]},
+    "continuum": {"white": ["model.inputs=[depth,white]"]},
     "standardise": {"raw": ["model.standardise_inputs=false"]},
     "init": {"stack": ["model.finetune.init=stack"]},
     "undetectable": {"ignore": ["labels.undetectable=ignore"]},

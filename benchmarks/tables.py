@@ -213,6 +213,17 @@ def benchmark_table(name: str, keys: list[str] | None = None) -> Callable[[], st
     return render
 
 
+def ceiling_table() -> str:
+    """Per gas: the pairs refitted, the shares still at Delta chi^2 >= 9 and >= 100, the median share kept."""
+    entry = record("ceiling")
+    if entry is None:
+        return "Not measured yet: run `python benchmarks/ceiling.py`.\n"
+    rows = [[gas, str(v["n"]), num(v["share_ge_9"], 2), num(v["share_ge_100"], 2), num(v["median_kept"], 2)]
+            for gas, v in entry["result"]["per_gas"].items()]
+    return provenance(entry) + "\n\n" + table(["gas", "pairs at plain S/N ≥ 10", "after the refit: Δχ² ≥ 9",
+                                                "Δχ² ≥ 100", "median share of Δχ² kept"], rows)
+
+
 def design_tables() -> str:
     """Every design record (``design.json`` from a full run, ``design_<choices>.json`` from ``--only``): per record,
     its default beside each alternative it measured, with the record's date and command."""
@@ -313,6 +324,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                                    "profile.actions.observe_and_label.ms_per_call",
                                                    "profile.actions.training_step.ms_per_call",
                                                    "profile.actions.optimizer_step.ms_per_call"]),
+    "ceiling": ceiling_table,
     "design": design_tables,
     "any_coverage": benchmark_table("any_coverage", ["model", "snr", "completeness_snr_ge_10_min",
                                                      "false_alarm_rate_max"]),
@@ -366,6 +378,14 @@ VALUES: dict[str, Callable[[], str]] = {
     "white-macro-f1": record_value("design_observation", "observation.white.macro_f1", num, DESIGN),
     "white-preset-false-alarms": record_value("design_observation", "observation.white.coverage_false_alarm_rate_max",
                                               lambda v: pct(v, 0), DESIGN),
+    "white-input-macro-f1": record_value("design_continuum", "continuum.white.macro_f1", num, DESIGN),
+    "detrended-input-macro-f1": record_value("design_continuum", "default.macro_f1", num, DESIGN),
+    "white-input-completeness": record_value("design_continuum", "continuum.white.completeness_snr_ge_10_min", num,
+                                             DESIGN),
+    "detrended-input-completeness": record_value("design_continuum", "default.completeness_snr_ge_10_min", num,
+                                                 DESIGN),
+    "ceiling-share-ge-9": record_value("ceiling", "share_ge_9_min", lambda v: f"{v:.2f}",
+                                       "python benchmarks/ceiling.py"),
     "cnn-time-ratio": record_value("train", ratio("peer_details.cnn.train_seconds", "peer_details.dbn.train_seconds"),
                                    lambda v: f"{v:.1f}", PEERS),
     "mlp-macro-f1": record_value("train", "peers.mlp", num, PEERS),

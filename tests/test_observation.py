@@ -25,6 +25,7 @@ from robert.spectra.observation import (
     PatternPrior,
     build_pattern_bank,
     cell_sigma_for,
+    detrended_deviation,
     network_inputs,
     observe,
     preset_segments,
@@ -290,6 +291,37 @@ def test_network_inputs_are_in_unit_range_with_unobserved_cells_at_error_1_and_d
     assert torch.all(network_inputs(clean, ["error"]) == 0)
     with pytest.raises(UserError, match="unknown input channel 'flux'"):
         network_inputs(observation, ["depth", "flux"])
+
+
+def test_detrended_channel_ignores_a_quadratic_continuum_and_shows_a_band_in_sigma(bank):
+    """Adding any quadratic in log wavelength (the grid is log-uniform) to the observed values leaves the channel as it
+    was, over any coverage; scaling values and errors together too; a band of 5 sigma per cell stands out at its own
+    size against the noise however steep the continuum under it (~50 sigma); an unobserved cell reads 0.5."""
+    n_rows, n_cells = 64, len(GRID_UM)
+    rng = np.random.default_rng(21)
+    log_um = torch.as_tensor(np.log(GRID_UM))
+    band = torch.as_tensor(np.exp(-0.5 * ((GRID_UM - 6.3) / 0.4) ** 2))  # an absorption band at 6.3 um
+    steep = 5e-3 * (log_um / log_um.max()) ** 2  # a continuum rising by ~100 sigma across the grid
+    depth = (steep - 5e-4 * band).expand(n_rows, -1).float()
+    prior = ObservationPrior((3.0, 100.0), NoiseShapes({"white": 1, "smooth": 1}), PatternPrior.full_only())
+    observation = Observer(prior, GRID_UM, {}, seed=0, bank=bank)(depth, torch.Generator().manual_seed(22))
+    values, observed, sigma = observation.values.double(), observation.mask.double(), observation.sigma.double()
+    z = detrended_deviation(values, observed, sigma)
+    coefficients = torch.as_tensor(rng.normal(0, 1e-3, (n_rows, 3)))
+    shifted = values + (coefficients[:, :1] + coefficients[:, 1:2] * log_um + coefficients[:, 2:] * log_um ** 2
+                        ) * observed
+    torch.testing.assert_close(detrended_deviation(shifted, observed, sigma), z, atol=1e-4, rtol=0.0)
+    torch.testing.assert_close(detrended_deviation(7.0 * values, observed, 7.0 * sigma), z, atol=1e-9, rtol=1e-9)
+    assert torch.all(z[~observation.mask] == 0)
+    # on the whole grid at SNR 10: off the band the noise (|z| ~ 1); in the band the feature's own size in sigma
+    white = observe(depth[:1], torch.arange(n_cells)[None], torch.full((1, n_cells), 1e-4), torch.Generator()
+                    .manual_seed(23))
+    z_white = detrended_deviation(white.values.double(), white.mask.double(), white.sigma.double())[0]
+    in_band, off_band = band > 0.8, band < 1e-3
+    assert 0.7 < float(z_white[off_band].std()) < 1.3
+    assert float(z_white[in_band].mean()) == pytest.approx(-5.0 * float(band[in_band].mean()), abs=1.0)
+    channel = network_inputs(observation, ["depth", "detrended"]).view(n_rows, 2, -1)[:, 1]
+    assert torch.all(channel[~observation.mask] == 0.5) and float(channel.min()) >= 0 and float(channel.max()) <= 1
 
 
 # --- error-bar shapes -----------------------------------------------------------------------------------------
