@@ -31,10 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from record import emit  # benchmarks/record.py, beside this script
+from record import compose_config, emit  # benchmarks/record.py, beside this script
 from robert.data.dataset import resolve_planets
 from robert.physics.model import ForwardModel, forward_model_from_config
 from robert.physics.priors import TemperatureParameters
@@ -44,11 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 N_TEMPERATURE = 4  # irradiation and internal temperature, log10 kappa_IR, log10 gamma (Guillot 2010)
 ITERATIONS = 10   # Levenberg-Marquardt iterations (the median Delta chi^2 left changed little after ~8 in a probe)
 TRIALS = 4        # damping increases tried per iteration before a pair keeps its point
-
-
-def compose_config(name: str, overrides: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name=name, overrides=overrides), resolve=True)
 
 
 class NoGasFit:

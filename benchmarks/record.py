@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def machine() -> str:
@@ -53,6 +56,12 @@ def record_of(name: str) -> dict | None:
     """The last recorded entry of benchmark ``name`` (benchmarks/results/<name>.json), if any."""
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def compose_config(name: str, overrides: list[str]) -> dict:
+    """``conf/<name>.yaml`` of this checkout with ``overrides``, composed and resolved (plain containers)."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return OmegaConf.to_container(compose(config_name=name, overrides=overrides), resolve=True)
 
 
 def timed_training(cfg: Mapping, root: Path) -> tuple[Any, float]:

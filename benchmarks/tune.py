@@ -30,10 +30,8 @@ import warnings
 from pathlib import Path
 
 import mlflow
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from record import emit  # benchmarks/record.py, beside this script
+from record import compose_config, emit  # benchmarks/record.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -62,11 +60,6 @@ def link_subset(source: Path, target: Path, composition: str) -> Path:
         (target / composition / planet).mkdir(parents=True)
         (target / composition / planet / SHARD).symlink_to(shard)
     return target
-
-
-def compose_config(name: str, overrides: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name=name, overrides=overrides), resolve=True)
 
 
 def test_scores(model_uri: str, cfg: dict) -> dict[str, float]:

@@ -447,12 +447,9 @@ def network_inputs(observation: Observation, channels: Sequence[str]) -> Tensor:
             mean = (values * observed).sum(1, keepdim=True) / observed.sum(1, keepdim=True).clamp(min=1)
             # sigma 0 (noiseless): the channel holds the sign, |z| capped at 1e6; inf (unobserved): z = 0
             z = (values - mean).mul_(observed).div_(observation.sigma.clamp(min=torch.finfo(values.dtype).tiny))
-            # 0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE) = sigmoid(2 asinh(z) / WHITE_SCALE)
-            white = _asinh(z.clamp_(-1e6, 1e6)).mul_(2.0 / WHITE_SCALE).sigmoid_()
-            parts.append(white.sub_(0.5).mul_(observed).add_(0.5))
+            parts.append(_squashed(z.clamp_(-1e6, 1e6), observed))
         elif channel == "detrended":
-            z = detrended_deviation(values, observed, observation.sigma)
-            parts.append(_asinh(z).mul_(2.0 / WHITE_SCALE).sigmoid_().sub_(0.5).mul_(observed).add_(0.5))
+            parts.append(_squashed(detrended_deviation(values, observed, observation.sigma), observed))
         elif channel == "error":  # not a default channel: kept in its plain form
             parts.append(torch.where(mask, torch.tanh(observation.sigma / span / ERROR_SCALE), torch.ones_like(values)))
         elif channel == "mask":
@@ -499,6 +496,13 @@ def detrended_deviation(values: Tensor, observed: Tensor, sigma: Tensor,
     continuum = (coefficients @ powers[:, :degree + 1].T).to(values.dtype)
     z = continuum.neg_().add_(values).mul_(observed).div_(sigma.clamp(min=torch.finfo(values.dtype).tiny))
     return z.nan_to_num_(0.0).clamp_(-1e6, 1e6)
+
+
+def _squashed(z: Tensor, observed: Tensor) -> Tensor:
+    """A deviation channel: 0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE) in observed cells, 0.5 elsewhere, in place on z.
+
+    0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE) = sigmoid(2 asinh(z) / WHITE_SCALE)."""
+    return _asinh(z).mul_(2.0 / WHITE_SCALE).sigmoid_().sub_(0.5).mul_(observed).add_(0.5)
 
 
 def _asinh(z: Tensor) -> Tensor:
