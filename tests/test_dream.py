@@ -36,12 +36,13 @@ from helpers.synthetic import MOLECULES, PLANETS, write_synthetic_dataset
 from helpers.training import train_overrides
 from robert.dream.comparison import class_distinguishability, dream_confusion, pearson_r, rms
 from robert.dream.generative import generative_dream
-from robert.dream.observation import context_inputs
+from robert.dream.observation import context_observation
 from robert.dream.optimisation import OptimisationSettings, optimisation_dream
 from robert.dream.real_spectra import HOLDS_GAS, ONLY_GAS, class_rows
 from robert.dream.stage import DreamSettings, dream_report
 from robert.errors import UserError
-from robert.spectra.observation import ERROR_SCALE
+from robert.spectra.observation import Observation, network_inputs
+from robert.spectra.transforms import normalise, value_range
 from robert.training.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
@@ -168,19 +169,40 @@ def test_the_optimisation_dream_changes_the_spectrum_only(store):
     model = registered_network()
     network = model.network
     depth = np.stack([np.linspace(1.0, 2.0, N_WAVELENGTHS), np.linspace(2.0, 1.0, N_WAVELENGTHS)]) * 1e-3
-    context = context_inputs(network, depth, np.geomspace(1, 20, N_WAVELENGTHS), 10.0, seed=3)
-    depth_part, error, mask = context.reshape(2, 3, N_WAVELENGTHS).unbind(dim=1)
-    assert torch.all(mask == 1)  # the whole grid observed
-    # white noise: one sigma = mean / 10 everywhere, so one error value, tanh(sigma / range / ERROR_SCALE), whose
-    # range is the noisy spectrum's: at least the clean range (1e-3), widened by the noise
-    assert torch.allclose(error, error[:, :1]) and bool((error < np.tanh(0.15e-3 / 1e-3 / ERROR_SCALE)).all())
-    assert bool((error > 0).all()) and torch.allclose(depth_part.amin(1), torch.zeros(2))
+    context = context_observation(depth, np.geomspace(1, 20, N_WAVELENGTHS), 10.0, seed=3)
+    assert bool(context.mask.all())  # the whole grid observed
+    # white noise: one sigma = mean / 10 everywhere (1.5e-3 / 10, as a cell-equivalent error)
+    assert torch.allclose(context.sigma, context.sigma[:, :1]) and torch.allclose(context.sigma[:, 0],
+                                                                                 torch.full((2,), 1.5e-4))
     settings = OptimisationSettings(start=0.5, steps=40, lr=0.01, smoothness=1000.0)
-    dream = optimisation_dream(network, model.molecules, 1, settings, context[1:])
-    assert np.array_equal(dream.network_input[N_WAVELENGTHS:], context[1, N_WAVELENGTHS:].double().numpy())
+    dream = optimisation_dream(network, model.molecules, 1, settings, context.slice(1, 2))
+    depth_part, error, mask = torch.as_tensor(dream.network_input).reshape(3, N_WAVELENGTHS)
+    assert torch.all(mask == 1) and torch.allclose(error, error[:1])  # the observation is held: full, white
+    assert np.allclose(normalise(depth_part[None])[0].numpy(), dream.spectrum, atol=1e-6)  # the dreamt spectrum
     assert dream.spectrum.min() == 0 and dream.spectrum.max() == pytest.approx(1)  # min-max normalised for display
     assert dream.details["final_logit"] > dream.details["start_logit"]
     assert len(dream.activations) == len(network.hidden)  # the DBN classifier's layers L1 ... Ln
+
+
+def test_every_channel_of_the_optimisation_dream_is_computed_from_its_spectrum(store):
+    """The MLP reads the depth and its deviation from its own continuum, in sigma: the dream's second channel is
+    that of the dreamt spectrum itself (in the context's error bars), not of the spectrum it started from."""
+    model = registered_network("robert-mlp")
+    assert model.network.channels == ["depth", "detrended"]
+    depth = np.linspace(2.0, 1.0, N_WAVELENGTHS)[None] * 1e-3
+    context = context_observation(depth, np.geomspace(1, 20, N_WAVELENGTHS), 10.0, seed=3)
+    settings = OptimisationSettings(start=0.5, steps=40, lr=0.01, smoothness=10.0)
+    dream = optimisation_dream(model.network, model.molecules, 0, settings, context)
+    assert dream.details["final_logit"] > dream.details["start_logit"]
+    # the depth channel x stands for the depths low + x * span (span: the context's range); x = min + range *
+    # spectrum, and the deviation in sigma is unchanged by an offset and by scaling values and errors together
+    _, span = value_range(context.values, context.mask)
+    spectrum = torch.as_tensor(dream.spectrum[None], dtype=torch.float32)
+    sigma = context.sigma / (span * dream.details["range_before_normalising"])
+    again = network_inputs(Observation(spectrum, sigma, context.mask), model.network.channels)[0].double().numpy()
+    assert np.allclose(dream.network_input[N_WAVELENGTHS:], again[N_WAVELENGTHS:], atol=1e-4)
+    held = network_inputs(context, model.network.channels)[0].double().numpy()  # the starting spectrum's channel
+    assert not np.allclose(dream.network_input[N_WAVELENGTHS:], held[N_WAVELENGTHS:], atol=1e-2)
 
 
 def test_the_dream_run_is_tagged_with_the_model_version_it_dreamt_from(report, store):

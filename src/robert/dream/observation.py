@@ -7,9 +7,9 @@ every cell observed (mask 1) and one sigma = mean(depth) / ``dream.context_snr``
 convention of the headline test set (:meth:`robert.data.datamodule.SpectraDataModule.test_set`), with the noise
 drawn from a fixed seed. It gives
 
-* the optimisation dream's fixed channels: the error and mask channels of this observation of the class's
-  mean clean spectrum (:mod:`robert.dream.optimisation`; for white noise the error channel is one value,
-  tanh(sigma / range / ERROR_SCALE), across the grid);
+* the optimisation dream's observation: the coverage, error bars and depth range of this observation of the
+  class's mean clean spectrum, in which every input channel of the dreamt spectrum is computed
+  (:mod:`robert.dream.optimisation`);
 * the inputs and detection states of the associative-memory diagnostic (training rows observed so).
 """
 
@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from robert.data.batches import ObservedBatch, RowFetcher, observe_rows
 from robert.data.dataset import Spectra
-from robert.model.base import Recogniser
 from robert.spectra.detection import LabelSettings
-from robert.spectra.observation import ObservationPrior, Observer
+from robert.spectra.observation import Observation, ObservationPrior, Observer
 
 
 def white_observer(wavelength_um: np.ndarray, snr: float) -> Observer:
@@ -31,12 +29,11 @@ def white_observer(wavelength_um: np.ndarray, snr: float) -> Observer:
     return Observer(ObservationPrior.white(snr), wavelength_um, {}, seed=0)
 
 
-def context_inputs(network: Recogniser, depth: np.ndarray, wavelength_um: np.ndarray, snr: float,
-                   seed: int) -> Tensor:
-    """(N, n_inputs) network inputs of clean spectra ``depth`` (N, W) observed white at ``snr``."""
+def context_observation(depth: np.ndarray, wavelength_um: np.ndarray, snr: float, seed: int) -> Observation:
+    """Clean spectra ``depth`` (N, W) observed white at ``snr``: the observation the optimisation dream shows its
+    spectrum in (:mod:`robert.dream.optimisation`)."""
     generator = torch.Generator().manual_seed(seed)
-    observation = white_observer(wavelength_um, snr)(torch.as_tensor(depth, dtype=torch.float32), generator)
-    return network.encode(observation).detach()
+    return white_observer(wavelength_um, snr)(torch.as_tensor(depth, dtype=torch.float32), generator)
 
 
 def observed_rows(spectra: Spectra, rows: np.ndarray, labels: LabelSettings, snr: float, seed: int) -> ObservedBatch:

@@ -6,11 +6,14 @@ bins) and the data's box: after every Adam step the spectrum is clipped back to 
 ascent). No randomness: the same settings give the same spectrum. It works for any recogniser (DBN, MLP,
 CNN): only the gradient of the logit is needed.
 
-The other input channels are held fixed, not optimised (a choice of this project): a network reading the
-error and mask channels sees a full-coverage observation with typical error bars, those of a white
-observation of the class's mean clean spectrum at ``dream.context_snr`` (:mod:`robert.dream.observation`;
-mask all ones). Optimising them too would let the ascent "explain" a molecule by the coverage or the error
-bars, which says nothing about the molecule's spectrum.
+The spectrum is the only free variable; the observation it is shown in is held fixed (a choice of this
+project): that of the class's mean clean spectrum observed white at ``dream.context_snr`` over the whole grid
+(:mod:`robert.dream.observation`), whose depth range and error bars turn the [0, 1] spectrum into depths. The
+channels that describe the spectrum in sigma (its deviation from its own continuum or from its mean) are computed
+from those depths at every step, as for any observed spectrum (:func:`robert.spectra.observation.network_inputs`
+is differentiable), so they follow the ascent instead of showing the network a mismatched spectrum; the channels
+that describe the observation (error bars, mask) keep the context's values. Optimising those too would let the
+ascent "explain" a molecule by the error bars or the coverage, which says nothing about the molecule's spectrum.
 
 What it shows, against the generative dream: only what the classifier uses to recognise the
 molecule. The continuum that every class shares carries no evidence for any one label, so it does
@@ -21,7 +24,7 @@ the real spectra is on the same scale as the generative dream's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -31,7 +34,12 @@ from robert.config_checks import check_mapping, check_number, check_positive, ch
 from robert.dream.result import Dream
 from robert.model.base import Recogniser
 from robert.model.dbn import DeepBeliefNetwork
-from robert.spectra.transforms import normalise
+from robert.spectra.observation import Observation
+from robert.spectra.transforms import normalise, value_range
+
+# input channels that describe the observation, not the spectrum (robert.spectra.observation.network_inputs): held
+# at the context's values, so the ascent cannot explain a molecule by the error bars or the coverage
+OBSERVATION_CHANNELS = ("error", "mask")
 
 
 @dataclass(frozen=True)
@@ -64,17 +72,25 @@ def hidden_activations(network: Recogniser, inputs: Tensor) -> list[Tensor]:
 
 
 def optimisation_dream(network: Recogniser, molecules: list[str], label_index: int, settings: OptimisationSettings,
-                       context: Tensor) -> Dream:
+                       context: Observation) -> Dream:
     """Projected gradient ascent on ``logit[label_index] - smoothness * sum(second differences^2)``.
 
-    ``context`` (1, n_inputs): the input whose channels after the depth channel are held fixed (see the module
-    docstring); its depth channel is replaced by the spectrum being optimised.
+    ``context`` (one row): the observation the spectrum is shown in (see the module docstring); the spectrum x in
+    [0, 1] is the depth channel and stands for the depths low + x * span, with the observed range
+    [low, low + span] of ``context``, from which the deviation channels are computed.
     """
-    held = context[:, network.n_grid:].detach().to(torch.float32)
-    spectrum = torch.full((1, network.n_grid), settings.start, dtype=torch.float32, requires_grad=True)
+    low, span = value_range(context.values, context.mask)
+    width = network.n_grid
+    held = network.encode(context).detach()
+    spectrum = torch.full((1, width), settings.start, dtype=torch.float32, requires_grad=True)
 
-    def inputs(depth: Tensor) -> Tensor:
-        return torch.cat([depth, held], dim=1)  # the depth channel comes first (robert.model.base)
+    def inputs(x: Tensor) -> Tensor:
+        # the depth channel is x itself (a min-max of x would have no gradient at the flat start); the deviation
+        # channels are those of the depths x stands for; the error and mask channels, the observation's
+        derived = network.encode(replace(context, values=(low + x * span) * context.mask))
+        parts = [x if channel == "depth" else (held if channel in OBSERVATION_CHANNELS else derived)[:, i * width:
+                 (i + 1) * width] for i, channel in enumerate(network.channels)]
+        return torch.cat(parts, dim=1)
 
     optimiser = torch.optim.Adam([spectrum], lr=settings.lr)
     with torch.no_grad():
@@ -91,8 +107,9 @@ def optimisation_dream(network: Recogniser, molecules: list[str], label_index: i
     with torch.no_grad():
         optimum = spectrum.detach()
         shown = normalise(optimum)
-        details = {"start_logit": start_logit, "final_logit": float(network(inputs(optimum))[0, label_index]),
+        network_input = inputs(optimum)
+        details = {"start_logit": start_logit, "final_logit": float(network(network_input)[0, label_index]),
                    "range_before_normalising": float(optimum.max() - optimum.min())}
         return Dream("optimisation", molecules[label_index], shown[0].double().numpy(), None,
-                     [layer[0].double().numpy() for layer in hidden_activations(network, inputs(optimum))],
-                     inputs(optimum)[0].double().numpy(), details)
+                     [layer[0].double().numpy() for layer in hidden_activations(network, network_input)],
+                     network_input[0].double().numpy(), details)

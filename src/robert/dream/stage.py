@@ -54,7 +54,7 @@ from robert.dream.comparison import (
 )
 from robert.dream.figure import draw_confusion, draw_dreams
 from robert.dream.generative import associative_memory_accuracy, generative_dream, require_generative_stack
-from robert.dream.observation import context_inputs, observed_rows
+from robert.dream.observation import context_observation, observed_rows
 from robert.dream.optimisation import OptimisationSettings, optimisation_dream
 from robert.dream.real_spectra import HOLDS_GAS, ClassSpectra, training_spectra
 from robert.dream.report import Table, write_html, write_json
@@ -63,6 +63,7 @@ from robert.errors import UserError
 from robert.model.base import Recogniser
 from robert.model.dbn import DREAM_STARTS
 from robert.spectra.detection import LabelSettings, State
+from robert.spectra.observation import Observation
 from robert.spectra.transforms import stable_seed
 from robert.tracking.registry import ModelRef, load_robert_model
 from robert.tracking.setup import configure_tracking
@@ -130,9 +131,9 @@ class DreamSettings:
 
 
 def dream_all(network: Recogniser, molecules: list[str], method: str, settings: DreamSettings,
-              contexts: torch.Tensor) -> list[Dream]:
-    """One dream per molecule; ``contexts`` (M, n_inputs): the inputs whose non-depth channels the optimisation
-    holds fixed (:mod:`robert.dream.optimisation`)."""
+              contexts: Observation) -> list[Dream]:
+    """One dream per molecule; ``contexts`` (M rows): the observation each molecule's optimisation dream is shown
+    in (:mod:`robert.dream.optimisation`)."""
     if method == "generative":
         # molecules in parallel threads (torch releases the GIL in its kernels): each molecule's chains draw from
         # their own generator and run single-threaded kernels, so the dreams are the same bytes for any count
@@ -142,7 +143,7 @@ def dream_all(network: Recogniser, molecules: list[str], method: str, settings: 
 
         with ThreadPoolExecutor(max_workers=settings.workers) as pool:
             return list(pool.map(dream_one, range(len(molecules))))
-    return [optimisation_dream(network, molecules, j, settings.optimisation, contexts[j:j + 1])
+    return [optimisation_dream(network, molecules, j, settings.optimisation, contexts.slice(j, j + 1))
             for j in range(len(molecules))]
 
 
@@ -298,8 +299,8 @@ def dream_report(cfg: Mapping[str, Any], root: Path) -> dict[str, Any]:
     network, molecules, real = subject.network, subject.molecules, subject.real
 
     with torch_threads(settings.torch_threads):
-        contexts = context_inputs(network, real.depth_mean, real.wavelength_um, settings.context_snr,
-                                  stable_seed("dream-context", settings.seed))
+        contexts = context_observation(real.depth_mean, real.wavelength_um, settings.context_snr,
+                                       stable_seed("dream-context", settings.seed))
         dreams = {method: dream_all(network, molecules, method, settings, contexts) for method in settings.methods}
         # the classifier's view of each dream: the dream as a whole network input (Dream.network_input)
         probabilities = {method: network.predict_proba(torch.as_tensor(np.stack([d.network_input for d in ds]),

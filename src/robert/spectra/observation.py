@@ -447,9 +447,9 @@ def network_inputs(observation: Observation, channels: Sequence[str]) -> Tensor:
             mean = (values * observed).sum(1, keepdim=True) / observed.sum(1, keepdim=True).clamp(min=1)
             # sigma 0 (noiseless): the channel holds the sign, |z| capped at 1e6; inf (unobserved): z = 0
             z = (values - mean).mul_(observed).div_(observation.sigma.clamp(min=torch.finfo(values.dtype).tiny))
-            parts.append(_squashed(z.clamp_(-1e6, 1e6), observed))
+            parts.append(_squashed(z.clamp_(-1e6, 1e6)))
         elif channel == "detrended":
-            parts.append(_squashed(detrended_deviation(values, observed, observation.sigma), observed))
+            parts.append(_squashed(detrended_deviation(values, observed, observation.sigma)))
         elif channel == "error":  # not a default channel: kept in its plain form
             parts.append(torch.where(mask, torch.tanh(observation.sigma / span / ERROR_SCALE), torch.ones_like(values)))
         elif channel == "mask":
@@ -498,17 +498,20 @@ def detrended_deviation(values: Tensor, observed: Tensor, sigma: Tensor,
     return z.nan_to_num_(0.0).clamp_(-1e6, 1e6)
 
 
-def _squashed(z: Tensor, observed: Tensor) -> Tensor:
-    """A deviation channel: 0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE) in observed cells, 0.5 elsewhere, in place on z.
-
-    0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE) = sigmoid(2 asinh(z) / WHITE_SCALE)."""
-    return _asinh(z).mul_(2.0 / WHITE_SCALE).sigmoid_().sub_(0.5).mul_(observed).add_(0.5)
+def _squashed(z: Tensor) -> Tensor:
+    """A deviation channel: 0.5 + 0.5 tanh(asinh(z) / WHITE_SCALE) = sigmoid(2 asinh(z) / WHITE_SCALE), so 0.5
+    where z is 0 (both callers set z = 0 in unobserved cells). Differentiable in z (the optimisation dream ascends
+    through it: no in-place step overwrites a value that autograd keeps)."""
+    return _asinh(z).mul_(2.0 / WHITE_SCALE).sigmoid_()
 
 
 def _asinh(z: Tensor) -> Tensor:
     """asinh from log1p and sqrt (torch.asinh has no vectorised CPU kernel: ~5x slower), accurate near 0 too:
     sign(z) log1p(|z| + z^2 / (1 + sqrt(z^2 + 1))), in place on two temporaries (each new tensor of a large batch
-    costs page faults)."""
+    costs page faults). Under autograd (``z`` requires a gradient: one dreamt spectrum, not a batch) torch's own,
+    since the in-place chain overwrites what its backward pass would need."""
+    if z.requires_grad:
+        return torch.asinh(z)
     size = z.abs()
     square = size * size
     root = (square + 1.0).sqrt_().add_(1.0)
