@@ -88,8 +88,10 @@ def optimisation_dream(network: Recogniser, molecules: list[str], label_index: i
         # the depth channel is x itself (a min-max of x would have no gradient at the flat start); the deviation
         # channels are those of the depths x stands for; the error and mask channels, the observation's
         derived = network.encode(replace(context, values=(low + x * span) * context.mask))
-        parts = [x if channel == "depth" else (held if channel in OBSERVATION_CHANNELS else derived)[:, i * width:
-                 (i + 1) * width] for i, channel in enumerate(network.channels)]
+        parts = []
+        for i, channel in enumerate(network.channels):
+            source = held if channel in OBSERVATION_CHANNELS else derived
+            parts.append(x if channel == "depth" else source[:, i * width:(i + 1) * width])
         return torch.cat(parts, dim=1)
 
     optimiser = torch.optim.Adam([spectrum], lr=settings.lr)

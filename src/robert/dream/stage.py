@@ -220,9 +220,9 @@ def _notes(settings: DreamSettings, real: ClassSpectra, summary: Mapping[str, An
         f"{settings.optimisation.steps} Adam steps of lr {settings.optimisation.lr}, smoothness weight "
         f"{settings.optimisation.smoothness:g}, box [0, 1]; shown min-max normalised.",
         f"Dreams are spectra (the network's depth channel). The network's other input channels ({channels}) are "
-        "dreamt along by the generative method (their means: mean_dreamt_*) and held fixed by the optimisation "
-        f"method at a full-coverage observation with white noise at SNR {settings.context_snr:g} of the class "
-        "mean (mask all ones).",
+        "dreamt along by the generative method (their means: mean_dreamt_*). The optimisation method shows its "
+        f"spectrum in a full-coverage observation with white noise at SNR {settings.context_snr:g} of the class "
+        "mean: the deviation channels are computed from the dreamt spectrum, the error and mask channels held.",
     ]
     blended = [m for m, how in zip(real.molecules, real.selection, strict=True) if how == HOLDS_GAS]
     if blended:
