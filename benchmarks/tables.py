@@ -213,6 +213,16 @@ def benchmark_table(name: str, keys: list[str] | None = None) -> Callable[[], st
     return render
 
 
+def seeds_table() -> str:
+    """Per score: each training seed's test value and the spread over them (max - min)."""
+    entry = record("train_seeds")
+    if entry is None:
+        return "Not measured yet: run `python benchmarks/train.py --only seeds`.\n"
+    runs, spread = entry["result"]["runs"], entry["result"]["spread"]
+    rows = [[key, *(num(run[key], 3) for run in runs.values()), num(value, 3)] for key, value in spread.items()]
+    return provenance(entry) + "\n\n" + table(["score", *runs, "spread"], rows)
+
+
 def ceiling_table() -> str:
     """Per gas: the pairs refitted, the shares still at Delta chi^2 >= 9 and >= 100, the median share kept."""
     entry = record("ceiling")
@@ -325,6 +335,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                                    "profile.actions.training_step.ms_per_call",
                                                    "profile.actions.optimizer_step.ms_per_call"]),
     "ceiling": ceiling_table,
+    "train_seeds": seeds_table,
     "design": design_tables,
     "any_coverage": benchmark_table("any_coverage", ["model", "snr", "completeness_snr_ge_10_min",
                                                      "false_alarm_rate_max"]),
@@ -372,6 +383,7 @@ def record_value(record_name: str, value: str | Callable[[dict], float | None], 
 
 
 DESIGN, PEERS = "python benchmarks/design.py", "python benchmarks/train.py --only peers"
+SEEDS = "python benchmarks/train.py --only seeds"
 VALUES: dict[str, Callable[[], str]] = {
     "make-run": minutes("make_run_seconds"),
     "make-test": minutes("make_test_seconds"),
@@ -395,6 +407,9 @@ VALUES: dict[str, Callable[[], str]] = {
     "dbn-half-epochs-time-ratio": record_value("design_epochs", ratio("epochs.60.train_seconds",
                                                                       "default.train_seconds"),
                                                lambda v: f"{v:.1f}", DESIGN),
+    "seeds-spread-macro-f1": record_value("train_seeds", "spread.macro_f1", num, SEEDS),
+    "seeds-spread-worst": record_value("train_seeds", "spread.completeness_snr_ge_10_min", num, SEEDS),
+    "seeds-spread-worst-5-10": record_value("train_seeds", "spread.completeness_snr_5_10_min", num, SEEDS),
 }
 
 

@@ -1,7 +1,7 @@
 """Training benchmark: RobERt against its peers, the paper's regime beside the realistic one, and training speed.
 
     python benchmarks/train.py                       # everything below (~30 min on 2 cores)
-    python benchmarks/train.py --only peers,paper    # a subset: realistic, peers, single, mixture, paper, speed
+    python benchmarks/train.py --only peers,paper    # a subset: realistic, peers, single, mixture, paper, speed, seeds
     python benchmarks/train.py --speed               # speed only: the default schedule vs the first pipeline's
     python benchmarks/train.py --only realistic,peers,speed   # speed reuses the realistic DBN's (profiled) run
 
@@ -25,7 +25,10 @@ peers side by side), so the project's registry and its @champion are left alone.
   epochs), both trained here on the same data, same split and seed rule: wall-clock seconds and the ratio, and
   where the default training's time goes (Lightning's SimpleProfiler: seconds per hook and per phase); and the
   time to the baseline's quality: the default recipe with its fine-tuning cut to ``--short-epochs`` (``short``:
-  its seconds, its speed-up over the baseline, and whether none of its test metrics is worse than the baseline's).
+  its seconds, its speed-up over the baseline, and whether none of its test metrics is worse than the baseline's);
+* seeds: the default recipe trained again at other training seeds (``SEEDS``; the data, split and test
+  observations stay), each one's test scores and the spread (max - min) of every score over them and the default:
+  how large a difference between two single runs must be to mean something (record ``train_seeds``).
 Last line: one JSON object.
 """
 
@@ -51,7 +54,7 @@ from robert.training.train import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench" / "train"
-PARTS = ("realistic", "peers", "single", "mixture", "paper", "speed")
+PARTS = ("realistic", "peers", "single", "mixture", "paper", "speed", "seeds")
 # the keys of the train record each part writes: a run of some parts (--only) keeps the others' last measurement
 PART_KEYS = {"realistic": ("completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max",
                            "train_seconds", "realistic"),
@@ -65,6 +68,7 @@ AXES = ("profiled_completeness_snr_ge_10_min",)
 # metrics where lower is better (the others: higher)
 LOWER_IS_BETTER = ("false_alarm_rate_max", "hamming_loss")
 SHORT_EPOCHS = 6  # fine-tuning epochs of the shortened recipe (at 4 its macro-F1 stayed below the baseline's)
+SEEDS = (2017, 2018)  # training seeds besides the default's (conf/train.yaml: seed) for the run-to-run spread
 HEADLINE = ("completeness_snr_ge_10_min", "completeness_snr_5_10_min", "false_alarm_rate_max", "macro_f1",
             "accuracy", "accuracy_outside_groups", "exact_match", "hamming_loss")
 
@@ -213,8 +217,18 @@ def main() -> None:
                                        "speedup": round(slow["train_seconds"] / short["train_seconds"], 2),
                                        "metrics_not_worse": not_worse(short, slow)},
                              "profile": profile, "test_metrics": {"default": fast, "baseline": slow, "short": short}})
-    if parts != ["speed"]:
-        emit("train", merged_with_last(report, [p for p in parts if p != "speed"]))
+    if "seeds" in parts:
+        runs = {"default": dict(report.get("realistic") or train_and_evaluate("realistic-dbn", *overrides))}
+        runs["default"].pop("profile", None)
+        for seed in SEEDS:
+            runs[f"seed={seed}"] = train_and_evaluate(f"seed-{seed}", f"seed={seed}", *overrides)
+        shared = [k for k in (*HEADLINE, *AXES) if all(k in run for run in runs.values())]
+        emit("train_seeds", {"runs": runs, "spread": {k: round(max(run[k] for run in runs.values())
+                                                               - min(run[k] for run in runs.values()), 4)
+                                                      for k in shared}})
+    train_parts = [p for p in parts if p in PART_KEYS]
+    if train_parts:
+        emit("train", merged_with_last(report, train_parts))
 
 
 def merged_with_last(report: dict, parts: list[str]) -> dict:
