@@ -8,8 +8,8 @@ convention of the headline test set (:meth:`robert.data.datamodule.SpectraDataMo
 drawn from a fixed seed. It gives
 
 * the optimisation dream's observation: the coverage, error bars and depth range of this observation of the
-  class's mean clean spectrum, in which every input channel of the dreamt spectrum is computed
-  (:mod:`robert.dream.optimisation`);
+  class's mean clean spectrum, from which the dreamt spectrum's deviation channels are computed and whose error
+  and mask channels it keeps (:mod:`robert.dream.optimisation`);
 * the inputs and detection states of the associative-memory diagnostic (training rows observed so).
 """
 
