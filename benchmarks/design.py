@@ -1,7 +1,7 @@
 """Design benchmark: the measurements behind the recogniser's defaults, each an ablation of one choice.
 
     python benchmarks/design.py [--only inputs,continuum,standardise,init,undetectable,precision,width,epochs,
-                                       observation,batch,prior,profile,steps,data] [--model dbn] [overrides...]
+                                       observation,batch,prior,profile,steps,data,caps] [--model dbn] [overrides...]
 
 Each variant trains the default model (``conf/model/dbn.yaml`` unless ``--model``) on the realistic set with one
 setting changed, through the project's own train and evaluate code, into a private MLflow store under
@@ -31,6 +31,10 @@ build/bench/design/, and is scored on the headline test set (whole grid, white n
 * data: twice the training atmospheres (8,000 per planet, generated first with ``python src/generate.py planet=all
   dataset.spectra_per_planet=8000 dataset.out_dir=build/datasets-8k``; its test split is drawn from those 8,000,
   so it is scored on other test spectra of the same prior): is it short of data rather than of epochs?
+* caps: the training prior without the element caps (TiO, VO and SiO drawn up to 1e-2 like the other gases,
+  ``simulate.mixing_ratio.log10_max=null``; generated first with ``python src/generate.py planet=all
+  simulate.mixing_ratio.log10_max=null dataset.out_dir=build/datasets-uncapped``): what the physical abundances
+  cost or buy; scored on its own prior's test spectra, as ``data``.
 Last line: one JSON object, variant -> macro-F1, worst completeness at feature S/N >= 10, worst false-alarm rate,
 training seconds (with ``width``, ``epochs``, ``observation``, ``batch`` or ``prior`` also over the presets:
 ``coverage_completeness_min``, ``coverage_false_alarm_rate_max``, ``coverage_macro_f1_mean``).
@@ -67,6 +71,7 @@ VARIANTS = {
     "profile": {"gases": ["labels.profile=gases"]},
     "steps": {"batch 64": ["model.batch_size=64"]},
     "data": {"8,000 per planet": ["dataset.spectra_per_planet=8000", "dataset.out_dir=build/datasets-8k"]},
+    "caps": {"none": ["simulate.mixing_ratio.log10_max=null", "dataset.out_dir=build/datasets-uncapped"]},
 }
 # choices judged on the coverage presets too (evaluate.coverages from conf/evaluate.yaml, not skipped)
 WITH_COVERAGES = {"width", "epochs", "observation", "batch", "prior"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -67,6 +68,8 @@ def test_planet_needs_one_radius_unit() -> None:
     ("chemistry.dissociation=maybe", "simulate.chemistry.dissociation must be true or false, got 'maybe'"),
     ("continuum.h_minus=1", "simulate.continuum.h_minus must be true or false, got 1"),
     ("continuum.hminus=false", "simulate.continuum has unknown key(s) hminus; expected: h_minus"),
+    ("mixing_ratio.log10_max.VO=-9", "simulate.mixing_ratio.log10_max.VO must be a number above the range's floor"),
+    ("mixing_ratio.log10_max.TiO=low", "simulate.mixing_ratio.log10_max.TiO must be a number"),
 ])
 def test_bad_config_names_the_field(override: str, field: str) -> None:
     with pytest.raises(UserError, match=re.escape(field)):
@@ -95,3 +98,26 @@ def test_absent_physics_switches_mean_off_and_a_bad_section_is_one_line() -> Non
     cfg["chemistry"] = "on"
     with pytest.raises(UserError, match=r"^simulate\.chemistry must be a mapping"):
         SimulateSettings.from_config(cfg)
+
+
+def test_capped_gases_are_drawn_below_their_metal_budget_and_the_others_as_before() -> None:
+    import torch
+
+    from robert.physics.priors import sample_parameters
+
+    capped, plain = load_simulate_config(), load_simulate_config(overrides=["mixing_ratio.log10_max=null"])
+    molecules = ["H2O", "TiO", "VO", "SiO"]
+    # the caps are each metal's whole budget in its monoxide at 30x solar (Asplund et al. 2009), to 0.01 dex
+    solar = {"TiO": 4.95, "VO": 3.93, "SiO": 7.51}
+    for molecule, log_eps in solar.items():
+        budget = log_eps - 12 + math.log10(30 * 2 / (1 + capped.he_h2_ratio))
+        assert capped.vmr_range_of(molecule) == (-8.0, pytest.approx(budget, abs=0.01))
+    assert capped.vmr_range_of("H2O") == plain.vmr_range_of("TiO") == (-8.0, -2.0)
+    planet = load_planet("hd209458b")
+    _, vmr = sample_parameters(capped, planet, 4000, molecules, torch.Generator().manual_seed(1))
+    _, vmr_plain = sample_parameters(plain, planet, 4000, molecules, torch.Generator().manual_seed(1))
+    log_vmr = torch.log10(vmr.double())
+    for j, molecule in enumerate(molecules):
+        low, high = capped.vmr_range_of(molecule)
+        assert low - 1e-5 <= log_vmr[:, j].min() < low + 0.05 and high - 0.05 < log_vmr[:, j].max() <= high + 1e-5
+    assert torch.equal(vmr[:, 0], vmr_plain[:, 0])  # one uniform number per (spectrum, gas): H2O's draws unchanged

@@ -90,7 +90,7 @@ def test_inversion_turns_absorption_into_emission(model: EmissionModel) -> None:
 
 def test_batch_size_independence(model: EmissionModel) -> None:
     settings = model.settings
-    params, vmr = sample_parameters(settings, model.planet, 7, 1, torch.Generator().manual_seed(3))
+    params, vmr = sample_parameters(settings, model.planet, 7, model.molecules, torch.Generator().manual_seed(3))
     params = TemperatureParameters(**{k: v.double() if v.is_floating_point() else v for k, v in vars(params).items()})
     vmr = vmr.double()
     together = model(params, vmr)
@@ -116,7 +116,7 @@ def test_from_cache_reads_the_cache_layout(tmp_path) -> None:
         write_hitran_cia(tmp_path / f"{pair}.cia", grey_cia(pair))
     settings = load_simulate_config(overrides=["compile=false", "n_layers=20", "output.n_bins=50"])
     model = EmissionModel.from_cache(settings, load_planet("gj1214b"), ["CO"], tmp_path)
-    params, vmr = sample_parameters(settings, model.planet, 3, 1, torch.Generator().manual_seed(0))
+    params, vmr = sample_parameters(settings, model.planet, 3, model.molecules, torch.Generator().manual_seed(0))
     depth = model(params, vmr)
     assert depth.shape == (3, 50) and depth.dtype == torch.float32 and torch.all(depth > 0)
     with pytest.raises(UserError, match="missing cross-section file"):
@@ -125,7 +125,7 @@ def test_from_cache_reads_the_cache_layout(tmp_path) -> None:
 
 def test_float32_agrees_with_float64(model: EmissionModel) -> None:
     m32 = make_model("dtype=float32")
-    params, vmr = sample_parameters(model.settings, model.planet, 4, 1, torch.Generator().manual_seed(11))
+    params, vmr = sample_parameters(model.settings, model.planet, 4, model.molecules, torch.Generator().manual_seed(11))
     depth64 = model(params, vmr)
     params32 = TemperatureParameters(**{k: v.float() if v.is_floating_point() else v for k, v in vars(params).items()})
     depth32 = m32(params32, vmr.float())

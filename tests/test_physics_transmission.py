@@ -174,7 +174,7 @@ def test_emission_and_transmission_share_the_atmosphere() -> None:
     emission = make_model(tables, continuum=True, cls=EmissionModel)
     transmission = make_model(tables, continuum=True)
     assert isinstance(emission, ForwardModel) and isinstance(transmission, ForwardModel)
-    params, vmr = sample_parameters(transmission.settings, PLANET, 3, 1, torch.Generator().manual_seed(2))
+    params, vmr = sample_parameters(transmission.settings, PLANET, 3, ["H2O"], torch.Generator().manual_seed(2))
     t = transmission.temperature_profiles(params)
     torch.testing.assert_close(t, emission.temperature_profiles(params), rtol=0, atol=0)
     dtau_e, comp_e = emission.layer_optical_depth(t[:, :-1], vmr)
@@ -198,7 +198,7 @@ def test_a_model_moved_to_another_planet_is_that_planets_model(tiny_cache) -> No
                                                "output.wavelength_max_um=5"])
         first = forward_model(settings, hot, ["H2O"], tiny_cache)
         moved, built = first.for_planet(temperate), forward_model(settings, temperate, ["H2O"], tiny_cache)
-        params, vmr = sample_parameters(settings, temperate, 3, 1, torch.Generator().manual_seed(2))
+        params, vmr = sample_parameters(settings, temperate, 3, ["H2O"], torch.Generator().manual_seed(2))
         assert moved.opacity is first.opacity and moved.planet is temperate and first.planet is hot
         assert torch.equal(moved(params, vmr), built(params, vmr))
         assert not torch.equal(moved(params, vmr), first(params, vmr))
@@ -222,7 +222,7 @@ def test_one_compiled_geometry_serves_every_planet() -> None:
 
 def test_batches_chunks_and_precision() -> None:
     model = make_model([table("A", band(), 18.0)], continuum=True)
-    params, vmr = sample_parameters(model.settings, PLANET, 7, 1, torch.Generator().manual_seed(5))
+    params, vmr = sample_parameters(model.settings, PLANET, 7, model.molecules, torch.Generator().manual_seed(5))
     params = TemperatureParameters(**{k: v.double() if v.is_floating_point() else v for k, v in vars(params).items()})
     decks = sample_cloud_top_pressure_bar(model.settings.clouds, 7, torch.Generator().manual_seed(1))
     together = model(params, vmr.double(), decks)

@@ -24,7 +24,7 @@ def tiny_model(cache: Path, planet: str, geometry: str, *overrides: str) -> Forw
 
 def spectra(model: ForwardModel, n: int = 6, seed: int = 5) -> np.ndarray:
     """n spectra of the model's own prior (cloud-free), as the generator draws them."""
-    params, vmr = sample_parameters(model.settings, model.planet, n, len(model.molecules),
+    params, vmr = sample_parameters(model.settings, model.planet, n, model.molecules,
                                     torch.Generator().manual_seed(seed))
     with torch.no_grad():
         return model.depth_from_profiles(model.temperature_profiles(params), vmr).cpu().numpy()

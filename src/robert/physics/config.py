@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,13 @@ class SimulateSettings:
     clouds: CloudPrior = NO_CLOUDS
     dissociation: bool = False  # chemistry.dissociation: Parmentier et al. 2018 (robert.physics.dissociation)
     h_minus: bool = False       # continuum.h_minus: John 1988 (robert.physics.h_minus)
+    # mixing_ratio.log10_max: a lower top of the log-uniform range for named gases (an element's budget)
+    log10_vmr_max: Mapping[str, float] = field(default_factory=dict)
+
+    def vmr_range_of(self, molecule: str) -> tuple[float, float]:
+        """The log10 VMR range ``molecule`` is drawn from: the common range, its top lowered where capped."""
+        low, high = self.log10_vmr_range
+        return low, min(high, self.log10_vmr_max.get(molecule, high))
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | DictConfig) -> SimulateSettings:
@@ -150,6 +157,7 @@ class SimulateSettings:
         vmr = value_range(cfg, "mixing_ratio.log10_range")
         if vmr[1] >= 0:
             raise UserError(f"simulate.mixing_ratio.log10_range must lie below 0 (VMR < 1), got {list(vmr)}")
+        caps = _vmr_caps(cfg, vmr)
         frac = _get(cfg, "temperature.isothermal_fraction")
         if not isinstance(frac, int | float) or not 0 <= frac <= 1:
             raise UserError(f"simulate.temperature.isothermal_fraction must be in [0, 1], got {frac!r}")
@@ -186,7 +194,20 @@ class SimulateSettings:
                    spectral_stride=positive_int(cfg, "spectral_stride"), chunk_size=positive_int(cfg, "chunk_size"),
                    compile=compile_flag, device=device, dtype=dtype, geometry=geometry, clouds=clouds,
                    dissociation=optional_flag(cfg, "chemistry", "dissociation"),
-                   h_minus=optional_flag(cfg, "continuum", "h_minus"))
+                   h_minus=optional_flag(cfg, "continuum", "h_minus"), log10_vmr_max=caps)
+
+
+def _vmr_caps(cfg: Mapping[str, Any], vmr: tuple[float, float]) -> dict[str, float]:
+    """``simulate.mixing_ratio.log10_max`` (absent or null: none): molecule -> a number above the range's floor."""
+    caps = cfg["mixing_ratio"].get("log10_max") or {}
+    if not isinstance(caps, Mapping):
+        raise UserError(f"simulate.mixing_ratio.log10_max must map molecules to log10 VMRs (e.g. {{TiO: -5.3}}), "
+                        f"got {caps!r}")
+    for molecule, cap in caps.items():
+        if isinstance(cap, bool) or not isinstance(cap, int | float) or not vmr[0] < cap:
+            raise UserError(f"simulate.mixing_ratio.log10_max.{molecule} must be a number above the range's floor "
+                            f"{vmr[0]:g} (simulate.mixing_ratio.log10_range), got {cap!r}")
+    return {str(m): float(c) for m, c in caps.items()}
 
 
 def _cloud_prior(cfg: Mapping[str, Any], geometry: str, top_bar: float, bottom_bar: float) -> CloudPrior:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,9 +34,12 @@ def _uniform(low_high: tuple[float, float], n: int, gen: torch.Generator) -> tor
     return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
 
 
-def sample_parameters(settings: SimulateSettings, planet: Planet, n_spectra: int, n_molecules: int,
+def sample_parameters(settings: SimulateSettings, planet: Planet, n_spectra: int, molecules: Sequence[str],
                       generator: torch.Generator) -> tuple[TemperatureParameters, torch.Tensor]:
-    """Temperature parameters and log-uniform active VMRs (n_spectra, n_molecules), on ``settings.device``."""
+    """Temperature parameters and log-uniform active VMRs (n_spectra, len(molecules)), on ``settings.device``.
+
+    Each molecule's VMR is drawn from its own range (:meth:`SimulateSettings.vmr_range_of`) with one uniform number
+    per (spectrum, molecule): a cap on one gas rescales its draws and leaves every other gas's as they were."""
     prior, teq = settings.temperature, planet.equilibrium_temperature_K
     params = TemperatureParameters(
         isothermal=torch.rand(n_spectra, generator=generator, dtype=torch.float64) < prior.isothermal_fraction,
@@ -46,8 +50,9 @@ def sample_parameters(settings: SimulateSettings, planet: Planet, n_spectra: int
         kappa_ir_cm2_g=10 ** _uniform(prior.log10_kappa_ir_cm2_g, n_spectra, generator),
         gamma=10 ** _uniform(prior.log10_gamma, n_spectra, generator),
     )
-    vmr = 10 ** (settings.log10_vmr_range[0] + (settings.log10_vmr_range[1] - settings.log10_vmr_range[0])
-                 * torch.rand(n_spectra, n_molecules, generator=generator, dtype=torch.float64))
+    ranges = torch.tensor([settings.vmr_range_of(m) for m in molecules], dtype=torch.float64).reshape(-1, 2)
+    low, high = ranges[:, 0], ranges[:, 1]
+    vmr = 10 ** (low + (high - low) * torch.rand(n_spectra, len(molecules), generator=generator, dtype=torch.float64))
     moved = {k: v.to(settings.device, settings.dtype if v.is_floating_point() else v.dtype)
              for k, v in vars(params).items()}
     return TemperatureParameters(**moved), vmr.to(settings.device, settings.dtype)

@@ -165,7 +165,7 @@ def simulate_rows(model: ForwardModel, settings: SimulateSettings, planet: Plane
     parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, np.ndarray]]] = []
     rounds = acceptance.max_rounds if acceptance else 1
     for _ in range(rounds):
-        params, vmr = sample_parameters(settings, planet, len(pending), n_molecules, generator)
+        params, vmr = sample_parameters(settings, planet, len(pending), model.molecules, generator)
         vmr = vmr * labels[pending].to(vmr.device, vmr.dtype)
         # drawn last, and only for transmission
         clouds = (sample_cloud_top_pressure_bar(settings.clouds, len(pending), generator).to(settings.device)

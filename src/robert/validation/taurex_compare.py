@@ -206,7 +206,7 @@ def random_cases(models: Mapping[str, ForwardModel], planets: Sequence[str], n_c
         planet = planets[i % len(planets)]
         model = models[planet]
         m = (3 * i + i // len(planets)) % len(model.molecules)
-        params, vmr = sample_parameters(model.settings, model.planet, 1, len(model.molecules), gen)
+        params, vmr = sample_parameters(model.settings, model.planet, 1, model.molecules, gen)
         x = torch.zeros_like(vmr)
         x[0, m] = vmr[0, m]
         deck = float(sample_cloud_top_pressure_bar(model.settings.clouds, 1, gen)[0]) if clouds else NO_CLOUD_BAR
