@@ -35,6 +35,7 @@ from helpers.inference import (
     write_observed_csv,
 )
 from robert.data.dataset import Spectra
+from robert.inference.constraints import ConstraintSettings, build_references, reference_floors
 from robert.inference.observed import validate_frame
 from robert.inference.predictor import DETECTED, NOT_CONSTRAINED, NOT_DETECTED, predict_observed
 from robert.inference.thresholds import ANY_COVERAGE, DetectionThresholds
@@ -92,6 +93,23 @@ def test_a_gas_whose_bands_lie_outside_the_coverage_is_not_constrained(models, g
         # the gases whose bands the window holds are constrained by it
         others = [models.molecules.index(name) for name in seen]
         assert np.all(fraction[:, others] >= 0.5) and NOT_CONSTRAINED not in set(verdict[:, others].ravel())
+
+
+def test_a_gas_capped_by_its_metal_s_budget_keeps_references_from_the_top_of_its_own_range():
+    # -5 is the upper half of the common [-8, -2]; VO drawn over [-8, -6.36] gets its own upper half
+    settings = ConstraintSettings(min_log10_vmr=-5.0, references_per_molecule=100)
+    floors = reference_floors(settings, (-8.0, -2.0), [(-8.0, -2.0), (-8.0, -6.36)])
+    assert floors == pytest.approx([-5.0, -7.18])
+    # one gas per row: rows 0-9 hold H2O, rows 10-19 VO, each at log10 VMR -8 ... -6.4 (none reaches -5)
+    log10_vmr = np.full((20, 2), -np.inf)
+    log10_vmr[:10, 0] = log10_vmr[10:, 1] = np.linspace(-8.0, -6.4, 10)
+    pair_molecule = np.repeat([[0], [1]], 10, axis=0)
+    ones = np.ones((20, 5))
+    references = build_references(ones, ones, np.arange(20)[:, None], pair_molecule, log10_vmr, floors, settings,
+                                  9.0, seed=0)
+    assert not (references.molecule == 0).any()  # H2O below -5: not a reference of the upper prior
+    vo = log10_vmr[10:, 1]
+    assert (references.molecule == 1).sum() == (vo >= -7.18).sum() == 5
 
 
 def test_the_gas_in_the_window_is_detected_where_present_and_only_there(models):

@@ -147,6 +147,8 @@ class LoadedModel:
                 "preset_false_alarm_rate": settings.get("preset_false_alarm_rate"),
                 "by_coverage": bool(settings.get("coverage_thresholds")),
                 "reference_min_log10_vmr": settings.get("constraint", {}).get("min_log10_vmr"),
+                "reference_min_log10_vmr_by_molecule": settings.get("constraint", {}).get("min_log10_vmr_by_molecule")
+                or {},
                 "min_chi2": None if references is None else references.min_chi2,
                 "min_detectable_fraction": None if references is None else references.min_fraction}
 
@@ -207,6 +209,13 @@ def _number(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _capped_floors(model: dict[str, Any]) -> str:
+    """The reference floors of gases whose prior stops below the common top (their metal's budget), in words."""
+    floors = model["reference_min_log10_vmr_by_molecule"]
+    return "" if not floors else " (the same share of a capped range: " + ", ".join(
+        f"{m} >= {_number(f, 'g')}" for m, f in floors.items()) + ")"
+
+
 def coverage_basis(name: str) -> str:
     """Which thresholds a spectrum was called at, in words (robert.inference.thresholds)."""
     if name == ANY_COVERAGE:
@@ -245,7 +254,8 @@ def format_table(models: Sequence[dict[str, Any]], reports: Sequence[dict[str, A
         lines.append(f"{model['uri']} ({model['name']} v{model['version']}): detected = constrained and "
                      f"P(present) >= threshold{basis}; detectable = share of reference "
                      f"{model['geometry']} atmospheres holding the gas at log10 VMR >= "
-                     f"{_number(model['reference_min_log10_vmr'], 'g')} in which this coverage and these errors "
+                     f"{_number(model['reference_min_log10_vmr'], 'g')}{_capped_floors(model)} in which this "
+                     "coverage and these errors "
                      f"would show it (Delta chi^2 >= {_number(model['min_chi2'], 'g')}); below "
                      f"{_number(model['min_detectable_fraction'], 'g')}: not constrained")
     return "\n".join(lines)

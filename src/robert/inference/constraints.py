@@ -1,7 +1,9 @@
 """Is a gas constrained by THIS spectrum's coverage and error bars? A physics answer, not the network's.
 
 A gas is **constrained** when, were it present at an abundance in the upper part of the training prior
-(log10 VMR >= ``inference.constraint.min_log10_vmr``), this spectrum would show it: for at least
+(log10 VMR >= ``inference.constraint.min_log10_vmr`` for a gas drawn over the common range; for a gas whose range
+stops lower, its metal's budget, the same share of its own range: :func:`reference_floors`), this spectrum would
+show it: for at least
 ``min_fraction`` of reference atmospheres holding it, its fingerprint's significance under the spectrum's own
 coverage and errors reaches the detection threshold (Delta chi^2 >= labels.min_chi2,
 :mod:`robert.spectra.detection`). Otherwise the verdict is "not constrained": "absent" would only mean
@@ -20,7 +22,7 @@ another planet is scaled to this spectrum's mean depth; the answer is about the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,16 +115,26 @@ def _segment_terms(references: ConstraintReferences, mapping: GridMapping) -> tu
     return cache[key]
 
 
+def reference_floors(settings: ConstraintSettings, common_range: tuple[float, float],
+                     ranges: Sequence[tuple[float, float]]) -> np.ndarray:
+    """(M,) the log10 VMR each molecule's references reach at least: ``settings.min_log10_vmr`` on the prior's
+    common range (``common_range``), and the same share of its range for a molecule drawn over another
+    (``ranges``, one (low, high) per molecule): -5 of [-8, -2] is the upper half, so VO's [-8, -6.36] gives -7.18."""
+    low, high = common_range
+    share = (settings.min_log10_vmr - low) / (high - low) if high > low else 0.0
+    return np.array([own_low + share * (own_high - own_low) for own_low, own_high in ranges])
+
+
 def build_references(depth: np.ndarray, fingerprint_rows: np.ndarray, pair_index: np.ndarray,
-                     pair_molecule: np.ndarray, log10_vmr: np.ndarray, settings: ConstraintSettings,
-                     min_chi2: float, seed: int) -> ConstraintReferences:
-    """Pick up to ``references_per_molecule`` rows per molecule whose VMR of it is >= 10^min_log10_vmr."""
+                     pair_molecule: np.ndarray, log10_vmr: np.ndarray, floors: np.ndarray,
+                     settings: ConstraintSettings, min_chi2: float, seed: int) -> ConstraintReferences:
+    """Pick up to ``references_per_molecule`` rows per molecule m whose VMR of it is >= 10^floors[m]."""
     rng = np.random.default_rng(seed)
     n_molecules = log10_vmr.shape[1]
     chosen_depth, chosen_fingerprint, chosen_molecule = [], [], []
     for m in range(n_molecules):
         rows, slots = np.nonzero(pair_molecule == m)
-        keep = log10_vmr[rows, m] >= settings.min_log10_vmr
+        keep = log10_vmr[rows, m] >= floors[m]
         rows, slots = rows[keep], slots[keep]
         if len(rows) > settings.references_per_molecule:
             pick = np.sort(rng.choice(len(rows), settings.references_per_molecule, replace=False))
@@ -136,4 +148,4 @@ def build_references(depth: np.ndarray, fingerprint_rows: np.ndarray, pair_index
                                 np.concatenate(chosen_molecule), n_molecules, float(min_chi2), settings.min_fraction)
 
 
-__all__ = ["ConstraintReferences", "ConstraintSettings", "build_references"]
+__all__ = ["ConstraintReferences", "ConstraintSettings", "build_references", "reference_floors"]

@@ -28,11 +28,12 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from robert.data.batches import observe_unlabelled
-from robert.inference.constraints import ConstraintSettings, build_references
+from robert.inference.constraints import ConstraintSettings, build_references, reference_floors
 from robert.inference.observed import BIN_COLUMNS, REQUIRED_COLUMNS, TEXT_COLUMNS
 from robert.inference.predictor import OUTPUT_COLUMNS
 from robert.inference.thresholds import DetectionThresholds, ThresholdSettings, false_alarm_thresholds
 from robert.model.base import Recogniser
+from robert.physics.config import SimulateSettings
 from robert.spectra.detection import LabelSettings
 from robert.spectra.observation import Observation, Observer
 from robert.spectra.resample import grid_cells_um
@@ -114,8 +115,10 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
     constraint = ConstraintSettings.from_config(settings["constraint"])
     labels = LabelSettings.from_config(cfg["labels"])
     log10_vmr = np.log10(np.clip(val.vmr().astype(np.float64), 1e-300, None))
-    references = build_references(val.depth, val.delta, val.pair_index, val.pair_molecule, log10_vmr, constraint,
-                                  labels.min_chi2, stable_seed("references", cfg["seed"]))
+    prior = SimulateSettings.from_config(cfg["simulate"])  # each gas's VMR range (a metal's budget caps some)
+    floors = reference_floors(constraint, prior.log10_vmr_range, [prior.vmr_range_of(m) for m in datamodule.molecules])
+    references = build_references(val.depth, val.delta, val.pair_index, val.pair_molecule, log10_vmr, floors,
+                                  constraint, labels.min_chi2, stable_seed("references", cfg["seed"]))
     directory.mkdir(parents=True, exist_ok=True)
     settings_path, references_path = directory / SETTINGS_FILE, directory / REFERENCES_FILE
     geometry = cfg.get("simulate", {}).get("geometry", "emission")
@@ -127,7 +130,11 @@ def package_for_inference(network: Recogniser, datamodule: SpectraDataModule, cf
         "level_instruments": cfg["observation"].get("offsets") is not None,
         "observed": dict(settings["observed"]), "molecules": datamodule.molecules,
         "constraint": {"min_log10_vmr": constraint.min_log10_vmr, "min_fraction": constraint.min_fraction,
-                       "min_chi2": labels.min_chi2}}, indent=2))
+                       "min_chi2": labels.min_chi2,
+                       # where a gas's prior range differs from the common one (written since element caps)
+                       "min_log10_vmr_by_molecule": {m: round(float(f), 2) for m, f in zip(
+                           datamodule.molecules, floors, strict=True) if abs(f - constraint.min_log10_vmr) > 1e-9}}},
+        indent=2))
     references.save(references_path)
     example = observed_example(val.depth[0], datamodule.wavelength_um, datamodule.snr, int(cfg["seed"]))
     return InferencePackage({"inference": str(settings_path), "references": str(references_path)}, example,
