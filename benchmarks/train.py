@@ -226,7 +226,8 @@ def main() -> None:
         emit("train_seeds", {"runs": runs, "spread": {k: round(max(run[k] for run in runs.values())
                                                                - min(run[k] for run in runs.values()), 4)
                                                       for k in shared}})
-    train_parts = [p for p in parts if p in PART_KEYS]
+    # the peers part trains the default DBN as the realistic part does: its values are measured now either way
+    train_parts = [p for p in parts if p in PART_KEYS] + (["realistic"] if "peers" in parts else [])
     if train_parts:
         emit("train", merged_with_last(report, train_parts))
 
