@@ -70,7 +70,8 @@ def test_planet_needs_one_radius_unit() -> None:
     ("continuum.hminus=false", "simulate.continuum has unknown key(s) hminus; expected: h_minus"),
     ("mixing_ratio.log10_max.VO=-9", "simulate.mixing_ratio.log10_max.VO must be a number above the range's floor"),
     ("mixing_ratio.log10_max.TiO=low", "simulate.mixing_ratio.log10_max.TiO must be a number"),
-    ("mixing_ratio.log10_max.Tio=-6", "simulate.mixing_ratio.log10_max names 'Tio', which is no molecule"),
+    ("mixing_ratio.log10_max.Tio=-6", "unknown molecule (simulate.mixing_ratio.log10_max, conf/molecules/) 'Tio'; "
+     "expected one of: C2H2, CH4, CO, CO2, H2O, HCN, NH3, SiO, TiO, VO"),
 ])
 def test_bad_config_names_the_field(override: str, field: str) -> None:
     with pytest.raises(UserError, match=re.escape(field)):

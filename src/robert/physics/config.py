@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from robert.errors import UserError
+from robert.errors import UserError, choice_error
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
@@ -203,11 +203,10 @@ def _vmr_caps(cfg: Mapping[str, Any], vmr: tuple[float, float]) -> dict[str, flo
     if not isinstance(caps, Mapping):
         raise UserError(f"simulate.mixing_ratio.log10_max must map molecules to log10 VMRs (e.g. {{TiO: -5.3}}), "
                         f"got {caps!r}")
-    known = sorted(path.stem for path in (CONF_DIR / "molecules").glob("*.yaml") if path.stem != "default")
+    known = {path.stem for path in (CONF_DIR / "molecules").glob("*.yaml") if path.stem != "default"}
     for molecule, cap in caps.items():
         if molecule not in known:  # a misspelt name would otherwise leave its gas uncapped without a word
-            raise UserError(f"simulate.mixing_ratio.log10_max names {molecule!r}, which is no molecule of "
-                            f"conf/molecules/; expected some of: {', '.join(known)}")
+            raise choice_error("molecule (simulate.mixing_ratio.log10_max, conf/molecules/)", molecule, known)
         if isinstance(cap, bool) or not isinstance(cap, int | float) or not vmr[0] < cap:
             raise UserError(f"simulate.mixing_ratio.log10_max.{molecule} must be a number above the range's floor "
                             f"{vmr[0]:g} (simulate.mixing_ratio.log10_range), got {cap!r}")

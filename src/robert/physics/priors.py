@@ -29,9 +29,11 @@ class TemperatureParameters:
         return self.isothermal.shape[0]
 
 
-def _uniform(low_high: tuple[float, float], n: int, gen: torch.Generator) -> torch.Tensor:
+def _uniform(low_high: tuple[float | torch.Tensor, float | torch.Tensor], size: int | tuple[int, ...],
+             gen: torch.Generator) -> torch.Tensor:
+    """Uniform draws of shape ``size`` in [low, high): bounds are numbers or tensors broadcast over ``size``."""
     low, high = low_high
-    return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
+    return low + (high - low) * torch.rand(size, generator=gen, dtype=torch.float64)
 
 
 def sample_parameters(settings: SimulateSettings, planet: Planet, n_spectra: int, molecules: Sequence[str],
@@ -50,9 +52,8 @@ def sample_parameters(settings: SimulateSettings, planet: Planet, n_spectra: int
         kappa_ir_cm2_g=10 ** _uniform(prior.log10_kappa_ir_cm2_g, n_spectra, generator),
         gamma=10 ** _uniform(prior.log10_gamma, n_spectra, generator),
     )
-    ranges = torch.tensor([settings.vmr_range_of(m) for m in molecules], dtype=torch.float64).reshape(-1, 2)
-    low, high = ranges[:, 0], ranges[:, 1]
-    vmr = 10 ** (low + (high - low) * torch.rand(n_spectra, len(molecules), generator=generator, dtype=torch.float64))
+    low, high = torch.tensor([settings.vmr_range_of(m) for m in molecules], dtype=torch.float64).reshape(-1, 2).T
+    vmr = 10 ** _uniform((low, high), (n_spectra, len(molecules)), generator)
     moved = {k: v.to(settings.device, settings.dtype if v.is_floating_point() else v.dtype)
              for k, v in vars(params).items()}
     return TemperatureParameters(**moved), vmr.to(settings.device, settings.dtype)
