@@ -40,7 +40,8 @@ def _log_axis(ax: plt.Axes) -> None:
 
 
 def example_spectra(cfg: Mapping, root: Path, log10_vmr: float, out_png: Path) -> Path:
-    """Plot Fp/Fs of each dataset molecule alone (at ``10**log10_vmr``) in one Guillot atmosphere
+    """Plot Fp/Fs of each dataset molecule alone (at ``10**log10_vmr``, or at the top of its prior range where that
+    is lower: a capped gas is never drawn at an abundance the training prior excludes) in one Guillot atmosphere
     (:func:`reference_profile`). The gas-free atmosphere is drawn in grey.
     """
     molecules = list(cfg["dataset"]["molecules"])
@@ -48,15 +49,17 @@ def example_spectra(cfg: Mapping, root: Path, log10_vmr: float, out_png: Path) -
     model, planet, settings = _model(cfg, root, molecules)
     n = len(molecules)
     params = reference_profile(planet.equilibrium_temperature_K, n + 1, settings.dtype)
+    drawn = [min(log10_vmr, settings.vmr_range_of(name)[1]) for name in molecules]
     vmr = torch.zeros(n + 1, n, dtype=settings.dtype)
-    vmr[torch.arange(n), torch.arange(n)] = 10.0**log10_vmr  # the last row: no active gas
+    vmr[torch.arange(n), torch.arange(n)] = 10.0 ** torch.tensor(drawn, dtype=settings.dtype)  # last row: no gas
     depth_ppm = model(params, vmr).cpu().numpy() * 1e6
     fig, axes = plt.subplots((n + 1) // 2, 2, figsize=(11, 1.9 * ((n + 1) // 2)), sharex=True)
     for i, (ax, name) in enumerate(zip(axes.flat, molecules, strict=False)):
         ax.plot(model.wavelength_um, depth_ppm[-1], color="0.7", lw=1, label="H2/He only")
         ax.plot(model.wavelength_um, depth_ppm[i], lw=1, label=name)
         source = provenance[f"{name}.xsec.h5"].split("(")[0].strip()
-        ax.set_title(f"{name}  [{source}]", fontsize=9, loc="left")
+        at = "" if drawn[i] == log10_vmr else f", VMR 1e{drawn[i]:.2f} (its prior's top)"
+        ax.set_title(f"{name}  [{source}]{at}", fontsize=9, loc="left")
         ax.set_xscale("log")
         ax.set_ylabel("Fp/Fs (ppm)", fontsize=8)
     for ax in axes.flat[n:]:
