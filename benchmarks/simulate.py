@@ -92,7 +92,7 @@ def taurex_depths(cases: list[dict], cache: Path, processes: int) -> tuple[np.nd
 def speed(overrides: list[str], cache: Path, n: int) -> float:
     """Spectra/s of one planet's model with one gas (H2O) + CIA + Rayleigh (no cloud deck), best of 3."""
     model = build_models(overrides, ["H2O"], cache)["hd209458b"]
-    params, vmr = sample_parameters(model.settings, model.planet, n, 1, torch.Generator().manual_seed(0))
+    params, vmr = sample_parameters(model.settings, model.planet, n, model.molecules, torch.Generator().manual_seed(0))
     model(params[:model.settings.chunk_size], vmr[:model.settings.chunk_size])  # warm-up and compilation
     best = 0.0
     for _ in range(3):
