@@ -38,7 +38,6 @@ import torch
 
 from record import compose_config, emit  # benchmarks/record.py, beside this script
 from robert.data.dataset import resolve_planets
-from robert.physics.config import SimulateSettings
 from robert.physics.model import ForwardModel, forward_model_from_config
 from robert.physics.priors import TemperatureParameters
 from robert.training.train import build_datamodule
@@ -53,15 +52,14 @@ BANDS = {"snr_ge_10": (100.0, np.inf), "snr_5_10": (25.0, 100.0)}  # plain Delta
 class NoGasFit:
     """One planet's forward model as a function of (Guillot parameters, VMRs), with the prior's bounds."""
 
-    def __init__(self, model: ForwardModel, prior: dict) -> None:
+    def __init__(self, model: ForwardModel) -> None:
         self.model = model
-        t = prior["temperature"]
-        settings = SimulateSettings.from_config(prior)
-        irradiation = model.planet.equilibrium_temperature_K * 4**0.25 * np.asarray(t["irradiation_scale"])
-        self.low = np.array([irradiation[0], t["internal_temperature_K"][0], t["log10_kappa_ir_cm2_g"][0],
-                             t["log10_gamma"][0]] + [0.0] * len(model.molecules))
-        self.high = np.array([irradiation[1], t["internal_temperature_K"][1], t["log10_kappa_ir_cm2_g"][1],
-                              t["log10_gamma"][1]] + [10.0 ** settings.vmr_range_of(m)[1] for m in model.molecules])
+        t, vmr_range_of = model.settings.temperature, model.settings.vmr_range_of  # the prior the model was built on
+        irradiation = model.planet.equilibrium_temperature_K * 4**0.25 * np.asarray(t.irradiation_scale)
+        self.low = np.array([irradiation[0], t.internal_temperature_K[0], t.log10_kappa_ir_cm2_g[0],
+                             t.log10_gamma[0]] + [0.0] * len(model.molecules))
+        self.high = np.array([irradiation[1], t.internal_temperature_K[1], t.log10_kappa_ir_cm2_g[1],
+                              t.log10_gamma[1]] + [10.0 ** vmr_range_of(m)[1] for m in model.molecules])
 
     def spectra(self, x: np.ndarray) -> np.ndarray:
         """(n, W) eclipse depths of n parameter vectors (n, 4 + M)."""
@@ -151,8 +149,7 @@ def main() -> None:
                 chosen += list(rng.choice(pool, min(args.per_gas, len(pool)), replace=False))
         chosen = np.asarray(chosen, dtype=int)
         generate = compose_config("generate", [f"planet={planet}", "simulate.dtype=float64"])
-        fit = NoGasFit(forward_model_from_config(generate, molecules, ROOT / generate["cache_dir"]),
-                       generate["simulate"])
+        fit = NoGasFit(forward_model_from_config(generate, molecules, ROOT / generate["cache_dir"]))
         row, gas = rows[chosen], gases[chosen].astype(int)
         x_true = np.column_stack([test.params["irradiation_temperature_K"][row],
                                   test.params["internal_temperature_K"][row],

@@ -231,9 +231,11 @@ def ceiling_table() -> str:
         return "Not measured yet: run `python benchmarks/ceiling.py`.\n"
     high, low = entry["result"]["per_gas"], entry["result"].get("per_gas_5_10", {})
     missing = {"n": 0, "share_ge_9": float("nan"), "median_kept": float("nan")}
-    rows = [[gas, str(v["n"]), num(v["share_ge_9"], 2), num(v["share_ge_100"], 2), num(v["median_kept"], 2),
-             str(low.get(gas, missing)["n"]), num(low.get(gas, missing)["share_ge_9"], 2),
-             num(low.get(gas, missing)["median_kept"], 2)] for gas, v in high.items()]
+    rows = []
+    for gas, v in high.items():
+        w = low.get(gas, missing)
+        rows.append([gas, str(v["n"]), num(v["share_ge_9"], 2), num(v["share_ge_100"], 2), num(v["median_kept"], 2),
+                     str(w["n"]), num(w["share_ge_9"], 2), num(w["median_kept"], 2)])
     return provenance(entry) + "\n\n" + table(
         ["gas", "pairs at plain S/N ≥ 10", "after the refit: Δχ² ≥ 9", "Δχ² ≥ 100", "median share of Δχ² kept",
          "pairs at plain S/N 5–10", "after the refit: Δχ² ≥ 9", "median share kept"], rows)

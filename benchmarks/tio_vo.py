@@ -173,9 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         strong_pairs = [p for p in np.unique(pair) if np.all(feature_snr[pair == p] >= STRONG_FEATURE_SNR)]
         strong = np.isin(pair, strong_pairs)
         for name, rows in (("", np.ones_like(strong)), ("_strong", strong)):
+            # too few pairs for a 70/30 split to mean anything (at the capped abundances strong pairs are rare)
+            enough = len(np.unique(pair[rows])) >= MIN_PAIRS
             for level, key in ((None, "noiseless"), (args.snr, f"snr{args.snr:g}")):
-                # too few pairs for a 70/30 split to mean anything (at the capped abundances strong pairs are rare)
-                enough = len(np.unique(pair[rows])) >= MIN_PAIRS
                 result[f"proxy_auc_{key}{name}{suffix}"] = round(
                     validation_auc(depth[rows], label[rows], pair[rows], level, args.seed), 4) if enough else None
         result[f"proxy_strong_pairs{suffix}"] = len(strong_pairs)
